@@ -1,0 +1,213 @@
+// Package driver defines the interface a blobcache storage driver implements.
+//
+// The cache core (package cache) talks to storage only through [Driver]. A
+// driver is told exactly what it may assume and what it must guarantee; the
+// portable layer validates arguments, so a driver never sees an invalid name,
+// a nil context or a nil options pointer.
+//
+// What only some stores can do is expressed as optional capability interfaces,
+// found by type assertion in the manner of database/sql/driver:
+// [BatchDeleter] (bulk deletes, such as S3 DeleteObjects) and [Replacer]
+// (replace-if-unchanged, such as S3 If-Match). The cache falls back to the
+// base interface when a capability is missing and documents what is lost.
+//
+// Every driver should pass the conformance suite in package
+// github.com/blobcache/blobcache/conformance.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Error kinds. Drivers wrap or return these so that callers can test them with
+// errors.Is; the wrapped error keeps the store's own detail.
+var (
+	// ErrNotFound means no object exists under the name.
+	ErrNotFound = errors.New("object not found")
+	// ErrPreconditionFailed means a conditional write was refused: an object
+	// already exists (WriteOptions.IfAbsent) or the object changed since it was
+	// read (Replacer.Replace).
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrInvalidName means the name does not satisfy [ValidateName].
+	ErrInvalidName = errors.New("invalid object name")
+)
+
+// MaxListPageSize is the largest page a driver must support and the page size
+// used when ListOptions.PageSize is zero. It matches S3's ListObjectsV2 limit.
+const MaxListPageSize = 1000
+
+// MaxBatchDelete is the most names passed to one BatchDeleter.DeleteBatch call.
+// It matches S3's DeleteObjects limit.
+const MaxBatchDelete = 1000
+
+// Attributes describe a stored object.
+type Attributes struct {
+	// Name is the object's full name.
+	Name string
+	// Size is the object's size in bytes.
+	Size int64
+	// ModTime is when the object was last written; the zero time if the store
+	// does not know.
+	ModTime time.Time
+	// ETag is an opaque version token: it changes whenever the object's
+	// contents change. Drivers that implement Replacer must fill it in on
+	// Read; others may leave it empty.
+	ETag string
+}
+
+// WriteOptions control a Write. The portable layer always passes a non-nil
+// pointer.
+type WriteOptions struct {
+	// IfAbsent makes the write conditional: it succeeds only if no object
+	// exists under the name, and otherwise fails with ErrPreconditionFailed
+	// and leaves the existing object untouched. The check and the write must
+	// be one atomic step, also across processes sharing the store: of many
+	// concurrent IfAbsent writers to one name, exactly one succeeds.
+	IfAbsent bool
+	// ContentEncoding, when not empty, is stored as the object's
+	// Content-Encoding where the store has such a notion (S3). It never
+	// changes the bytes the driver stores or returns.
+	ContentEncoding string
+}
+
+// ListOptions select a page of a listing. The portable layer always passes a
+// non-nil pointer.
+type ListOptions struct {
+	// Prefix restricts the listing to names that start with Prefix, compared
+	// byte for byte: "cache/" matches "cache/x" but never "cache2/x" or
+	// "cachex". An empty prefix lists everything.
+	Prefix string
+	// PageToken continues a listing from the NextPageToken of the previous
+	// page; empty for the first page.
+	PageToken string
+	// PageSize is the most objects to return, 1 to MaxListPageSize; zero means
+	// MaxListPageSize.
+	PageSize int
+}
+
+// ListPage is one page of a listing.
+type ListPage struct {
+	// Objects are in strictly increasing byte-wise order of Name. Each has
+	// Name, Size and ModTime set.
+	Objects []Attributes
+	// NextPageToken is empty on the last page.
+	NextPageToken string
+}
+
+// Driver is the storage interface of the cache. Implementations must be safe
+// for concurrent use by multiple goroutines.
+//
+// Names passed to a driver always satisfy ValidateName. Data written under a
+// name is returned unchanged by Read; a driver stores no other object than
+// those written through it (temporary files and the like are never listed).
+// Errors for absent objects and refused preconditions must satisfy
+// errors.Is(err, ErrNotFound) and errors.Is(err, ErrPreconditionFailed). A
+// cancelled context makes the call return an error satisfying
+// errors.Is(err, ctx.Err()) promptly, where the store allows.
+type Driver interface {
+	// Read returns length bytes of the object starting at offset, or all bytes
+	// from offset when length is negative, with the object's attributes. A
+	// range reaching past the end returns the bytes up to the end. offset is
+	// never negative. It returns ErrNotFound when no object exists.
+	Read(ctx context.Context, name string, offset, length int64) ([]byte, Attributes, error)
+	// Write stores the bytes read from body under name, replacing any object
+	// that exists unless opts.IfAbsent is set. The write is atomic: readers
+	// see either the old object or the whole new one, never a part. If body
+	// returns an error, nothing is stored and that error is returned.
+	Write(ctx context.Context, name string, body io.Reader, opts *WriteOptions) error
+	// Delete removes the object. It returns ErrNotFound when none exists.
+	Delete(ctx context.Context, name string) error
+	// List returns one page of the objects whose names start with
+	// opts.Prefix, in byte-wise order.
+	List(ctx context.Context, opts *ListOptions) (*ListPage, error)
+	// Close releases the driver's resources. Calls after Close may fail.
+	Close() error
+}
+
+// BatchDeleter is implemented by drivers that delete many objects in fewer
+// requests than one per object.
+type BatchDeleter interface {
+	// DeleteBatch removes the named objects; at most MaxBatchDelete names
+	// are passed. Names with no object are not an error. On failure, the
+	// returned error should be a *BatchDeleteError naming what was not
+	// deleted where the store reports it.
+	DeleteBatch(ctx context.Context, names []string) error
+}
+
+// Replacer is implemented by drivers that can replace an object only if it has
+// not changed since it was read.
+type Replacer interface {
+	// Replace stores body under name only if the object's current ETag equals
+	// etag (as returned by Read), atomically, also across processes. It
+	// returns ErrPreconditionFailed when the object changed and ErrNotFound
+	// when it no longer exists; in both cases nothing is written.
+	Replace(ctx context.Context, name string, body io.Reader, etag string, opts *WriteOptions) error
+}
+
+// BatchDeleteError reports the names a DeleteBatch call failed to delete.
+type BatchDeleteError struct {
+	// Failed maps each name that was not deleted to the store's reason.
+	Failed map[string]error
+}
+
+// Error implements error.
+func (e *BatchDeleteError) Error() string {
+	for name, err := range e.Failed {
+		if len(e.Failed) == 1 {
+			return fmt.Sprintf("delete %q: %v", name, err)
+		}
+		return fmt.Sprintf("delete failed for %d objects, e.g. %q: %v", len(e.Failed), name, err)
+	}
+	return "batch delete failed"
+}
+
+// Unwrap returns the per-name errors, so errors.Is finds their kinds.
+func (e *BatchDeleteError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed))
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// MaxNameLength is the longest valid name in bytes (S3's key limit).
+const MaxNameLength = 1024
+
+// ValidateName reports whether name is a valid object name: non-empty, at
+// most MaxNameLength bytes, valid UTF-8 without NUL or other control
+// characters, made of "/"-separated segments that are neither empty nor "."
+// nor "..". So no name starts or ends with "/" or contains "//". The error
+// wraps ErrInvalidName and says which rule was broken.
+func ValidateName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
+	}
+	switch {
+	case name == "":
+		return bad("empty")
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("%w: %d bytes, longer than %d", ErrInvalidName, len(name), MaxNameLength)
+	case !utf8.ValidString(name):
+		return bad("not valid UTF-8")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return bad("contains a control character")
+		}
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		switch seg {
+		case "":
+			return bad("empty path segment")
+		case ".", "..":
+			return bad(`"." or ".." path segment`)
+		}
+	}
+	return nil
+}
