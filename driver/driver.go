@@ -121,7 +121,9 @@ type Driver interface {
 	// see either the old object or the whole new one, never a part. If body
 	// returns an error, nothing is stored and that error is returned.
 	Write(ctx context.Context, name string, body io.Reader, opts *WriteOptions) error
-	// Delete removes the object. It returns ErrNotFound when none exists.
+	// Delete removes the object. Deleting an absent object is not an error
+	// and returns nil: as with S3's DeleteObject, one request, no existence
+	// check (callers that need to know read first).
 	Delete(ctx context.Context, name string) error
 	// List returns one page of the objects whose names start with
 	// opts.Prefix, in byte-wise order.
