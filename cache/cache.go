@@ -1,0 +1,719 @@
+// Package cache is a cache with Django's cache semantics whose entries live in
+// object storage.
+//
+// A *Cache stores each entry as one object named location + "/" +
+// hex(sha1(made key)), where the made key is key_prefix + ":" + version + ":"
+// + key, as Django makes it. Entries carry their own expiry; reading an
+// expired entry is a miss and deletes it. When a write finds the location
+// holding max_entries entries, the cache culls: it removes the entries its
+// cull policy chooses (by default every third name in sorted order, as
+// django-s3-cache did).
+//
+// Where the bytes go is a driver (package driver): S3 or any S3-compatible
+// server, a directory, memory, or any gocloud bucket. Open picks one from a
+// URL, so an application can cache in S3 in production and in memory in tests
+// by changing one string:
+//
+//	c, err := cache.Open(ctx, "s3://my-bucket?location=cache&max_entries=1000")
+//	c, err := cache.Open(ctx, "mem://")
+//
+// All methods are safe for concurrent use. Add, Incr, Decr and Touch are
+// atomic across processes on drivers that implement driver.Replacer (S3, the
+// file and memory drivers).
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/blobcache/blobcache/cull"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Cache is a cache over one location of one store. Make one with Open or New.
+type Cache struct {
+	d        driver.Driver
+	replacer driver.Replacer     // nil when the driver cannot replace-if-unchanged
+	batch    driver.BatchDeleter // nil when the driver has no bulk delete
+
+	prefix     string // listing prefix of the location: "" or "loc/"
+	keyPrefix  string
+	version    int
+	keyFunc    KeyFunc
+	defaultTTL time.Duration
+	maxEntries int
+	policy     cull.Policy
+	gzip       bool
+	now        func() time.Time
+	desc       string
+
+	counter *entryCounter
+	flight  singleflight.Group
+	closed  atomic.Bool
+}
+
+// New returns a cache over d. The cache owns d: Close closes it.
+func New(d driver.Driver, opts ...Option) (*Cache, error) {
+	if d == nil {
+		return nil, errors.New("cache.New: nil driver")
+	}
+	s := defaultSettings()
+	for _, o := range opts {
+		if err := o(&s); err != nil {
+			return nil, err
+		}
+	}
+	prefix, err := cleanLocation(s.location)
+	if err != nil {
+		return nil, err
+	}
+	if s.policy == nil {
+		s.policy = cull.Frequency(s.cullFrequency)
+	}
+	c := &Cache{
+		d:          d,
+		prefix:     prefix,
+		keyPrefix:  s.keyPrefix,
+		version:    s.version,
+		keyFunc:    s.keyFunc,
+		defaultTTL: s.defaultTTL,
+		maxEntries: s.maxEntries,
+		policy:     s.policy,
+		gzip:       s.gzip,
+		now:        s.now,
+		desc:       s.description,
+		counter:    newEntryCounter(),
+	}
+	c.replacer, _ = d.(driver.Replacer)
+	c.batch, _ = d.(driver.BatchDeleter)
+	return c, nil
+}
+
+// String describes the cache without secrets.
+func (c *Cache) String() string {
+	if c.desc != "" {
+		return "cache(" + c.desc + ")"
+	}
+	return "cache(location=" + strconv.Quote(c.prefix) + ")"
+}
+
+// Close closes the driver. Calls after Close return ErrClosed.
+func (c *Cache) Close() error {
+	if c.closed.Swap(true) {
+		return ErrClosed
+	}
+	return c.d.Close()
+}
+
+// Driver returns the driver the cache stores through.
+func (c *Cache) Driver() driver.Driver { return c.d }
+
+// ObjectName returns the name of the object that holds key's entry.
+func (c *Cache) ObjectName(key string) string { return c.objectName(key) }
+
+// Location returns the listing prefix of the cache's location: "" for the
+// store's root, otherwise the location followed by "/".
+func (c *Cache) Location() string { return c.prefix }
+
+// fail wraps err as an *OpError, keeping ErrMiss and context errors bare
+// enough to test with errors.Is (they are still wrapped).
+func fail(op, key string, err error) error {
+	return &OpError{Op: op, Key: key, Err: err}
+}
+
+func (c *Cache) check(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// expiry converts a TTL into the stored expiry (Unix ns, 0 = never).
+func (c *Cache) expiry(ttl time.Duration) (int64, error) {
+	if ttl == DefaultTTL {
+		ttl = c.defaultTTL
+	}
+	if ttl == NoExpiry {
+		return 0, nil
+	}
+	if ttl < 0 {
+		return 0, ErrInvalidTTL
+	}
+	now := c.now().UnixNano()
+	if now > math.MaxInt64-int64(ttl) {
+		return 0, nil // beyond year 2262: as good as never
+	}
+	return now + int64(ttl), nil
+}
+
+// read fetches and decodes key's entry. A missing, expired or undecodable
+// entry is ErrMiss; expired and undecodable entries are deleted.
+func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
+	data, attrs, err := c.d.Read(ctx, name, 0, -1)
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return header{}, nil, attrs, ErrMiss
+		}
+		return header{}, nil, attrs, err
+	}
+	h, v, err := decodeEntry(data)
+	if err != nil || h.expired(c.now()) {
+		if derr := c.drop(ctx, name); derr != nil {
+			return h, nil, attrs, derr
+		}
+		return h, nil, attrs, ErrMiss
+	}
+	return h, v, attrs, nil
+}
+
+// readHeader fetches only the header of name's entry where the store allows a
+// range read. Expired and corrupt entries are deleted and reported as ErrMiss.
+func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Attributes, error) {
+	data, attrs, err := c.d.Read(ctx, name, 0, entryHeaderLen)
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return header{}, attrs, ErrMiss
+		}
+		return header{}, attrs, err
+	}
+	h, err := parseHeader(data)
+	if err != nil || h.expired(c.now()) {
+		if derr := c.drop(ctx, name); derr != nil {
+			return h, attrs, derr
+		}
+		return h, attrs, ErrMiss
+	}
+	return h, attrs, nil
+}
+
+// drop deletes an entry the cache found dead (expired or corrupt).
+func (c *Cache) drop(ctx context.Context, name string) error {
+	if err := c.d.Delete(ctx, name); err != nil {
+		return err
+	}
+	c.counter.dropped(name)
+	return nil
+}
+
+// Get returns key's value. It returns an error satisfying errors.Is(err,
+// ErrMiss) when the key has no live entry.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, fail("get", key, err)
+	}
+	_, v, _, err := c.read(ctx, c.objectName(key))
+	if err != nil {
+		return nil, fail("get", key, err)
+	}
+	return v, nil
+}
+
+// Has reports whether key has a live entry. It reads only the entry's header
+// where the store allows range reads.
+func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
+	if err := c.check(ctx); err != nil {
+		return false, fail("has", key, err)
+	}
+	_, _, err := c.readHeader(ctx, c.objectName(key))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrMiss):
+		return false, nil
+	default:
+		return false, fail("has", key, err)
+	}
+}
+
+// Set stores value under key for ttl (DefaultTTL for the configured default,
+// NoExpiry for ever), replacing any entry. It may first cull the cache.
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := c.set(ctx, key, value, ttl); err != nil {
+		return fail("set", key, err)
+	}
+	return nil
+}
+
+func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	name := c.objectName(key)
+	if err := c.cullIfFull(ctx); err != nil {
+		return err
+	}
+	return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+}
+
+// write encodes and stores an entry.
+func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64, opts *driver.WriteOptions) error {
+	e, err := encodeEntry(value, exp, c.gzip)
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	if err := c.d.Write(ctx, name, e.reader(), opts); err != nil {
+		return err
+	}
+	c.counter.wrote(name)
+	return nil
+}
+
+// replace stores an entry over the one read with etag: atomically where the
+// driver implements Replacer, otherwise as a plain write.
+func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int64, etag string) error {
+	if c.replacer == nil {
+		return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+	}
+	e, err := encodeEntry(value, exp, c.gzip)
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	if err := c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{}); err != nil {
+		return err
+	}
+	c.counter.wrote(name)
+	return nil
+}
+
+// maxAttempts bounds the retries of a conditional update that keeps losing
+// races; ErrConflict is returned after that.
+const maxAttempts = 64
+
+// Add stores value under key only if the key has no live entry, and reports
+// whether it did. The check and the write are one atomic step (a
+// create-if-absent write; an expired or corrupt entry in the way is replaced
+// with a replace-if-unchanged write where the driver has one).
+func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	added, err := c.add(ctx, key, value, ttl)
+	if err != nil {
+		return false, fail("add", key, err)
+	}
+	return added, nil
+}
+
+func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := c.check(ctx); err != nil {
+		return false, err
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return false, err
+	}
+	name := c.objectName(key)
+	if err := c.cullIfFull(ctx); err != nil {
+		return false, err
+	}
+	for range maxAttempts {
+		err := c.write(ctx, name, value, exp, &driver.WriteOptions{IfAbsent: true})
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, driver.ErrPreconditionFailed) {
+			return false, err
+		}
+		// Something is there: live, or dead and replaceable.
+		data, attrs, err := c.d.Read(ctx, name, 0, entryHeaderLen)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue // deleted meanwhile: try creating again
+		}
+		if err != nil {
+			return false, err
+		}
+		h, herr := parseHeader(data)
+		if herr == nil && !h.expired(c.now()) {
+			return false, nil
+		}
+		if c.replacer == nil {
+			// Not atomic: another process may add between these calls.
+			if err := c.drop(ctx, name); err != nil {
+				return false, err
+			}
+			continue
+		}
+		err = c.replace(ctx, name, value, exp, attrs.ETag)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, driver.ErrPreconditionFailed) && !errors.Is(err, driver.ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, ErrConflict
+}
+
+// Delete removes key's entry and reports whether a live entry was deleted.
+func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
+	if err := c.check(ctx); err != nil {
+		return false, fail("delete", key, err)
+	}
+	name := c.objectName(key)
+	_, _, err := c.readHeader(ctx, name)
+	if errors.Is(err, ErrMiss) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail("delete", key, err)
+	}
+	if err := c.drop(ctx, name); err != nil {
+		return false, fail("delete", key, err)
+	}
+	return true, nil
+}
+
+// Touch gives key's live entry a new expiry and reports whether there was one.
+func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := c.check(ctx); err != nil {
+		return false, fail("touch", key, err)
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return false, fail("touch", key, err)
+	}
+	name := c.objectName(key)
+	for range maxAttempts {
+		_, v, attrs, err := c.read(ctx, name)
+		if errors.Is(err, ErrMiss) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fail("touch", key, err)
+		}
+		err = c.replace(ctx, name, v, exp, attrs.ETag)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, driver.ErrNotFound):
+			return false, nil
+		case !errors.Is(err, driver.ErrPreconditionFailed):
+			return false, fail("touch", key, err)
+		}
+	}
+	return false, fail("touch", key, ErrConflict)
+}
+
+// Incr adds delta to key's integer value and returns the result. The value is
+// stored as base-10 text and keeps its expiry. It returns ErrMiss when the key
+// has no live entry, ErrNotInteger when the value is not an integer and
+// ErrOverflow when the result does not fit an int64. The update is atomic
+// across processes where the driver implements Replacer.
+func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+	n, err := c.incr(ctx, key, delta)
+	if err != nil {
+		return 0, fail("incr", key, err)
+	}
+	return n, nil
+}
+
+// Decr subtracts delta from key's integer value; see Incr.
+func (c *Cache) Decr(ctx context.Context, key string, delta int64) (int64, error) {
+	if delta == math.MinInt64 {
+		return 0, fail("decr", key, ErrOverflow)
+	}
+	n, err := c.incr(ctx, key, -delta)
+	if err != nil {
+		return 0, fail("decr", key, err)
+	}
+	return n, nil
+}
+
+func (c *Cache) incr(ctx context.Context, key string, delta int64) (int64, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	name := c.objectName(key)
+	var buf [20]byte
+	for range maxAttempts {
+		h, v, attrs, err := c.read(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, ErrNotInteger
+		}
+		sum := n + delta
+		if (delta > 0 && sum < n) || (delta < 0 && sum > n) {
+			return 0, ErrOverflow
+		}
+		err = c.replace(ctx, name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, attrs.ETag)
+		switch {
+		case err == nil:
+			return sum, nil
+		case errors.Is(err, driver.ErrNotFound):
+			return 0, ErrMiss
+		case !errors.Is(err, driver.ErrPreconditionFailed):
+			return 0, err
+		}
+	}
+	return 0, ErrConflict
+}
+
+// manyLimit bounds the concurrent requests of the *Many calls.
+const manyLimit = 16
+
+// GetMany returns the values of the keys that have live entries; missing keys
+// are absent from the map.
+func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, fail("get_many", "", err)
+	}
+	var mu sync.Mutex
+	out := make(map[string][]byte, len(keys))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(manyLimit)
+	for _, key := range keys {
+		g.Go(func() error {
+			_, v, _, err := c.read(gctx, c.objectName(key))
+			if errors.Is(err, ErrMiss) {
+				return nil
+			}
+			if err != nil {
+				return fail("get_many", key, err)
+			}
+			mu.Lock()
+			out[key] = v
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetMany stores every item with the same ttl, as Set would, writing
+// concurrently. On error some items may have been stored.
+func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+	if err := c.check(ctx); err != nil {
+		return fail("set_many", "", err)
+	}
+	if _, err := c.expiry(ttl); err != nil {
+		return fail("set_many", "", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(manyLimit)
+	for key, value := range items {
+		g.Go(func() error {
+			if err := c.set(gctx, key, value, ttl); err != nil {
+				return fail("set_many", key, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// DeleteMany removes the keys' entries, in bulk where the driver allows.
+func (c *Cache) DeleteMany(ctx context.Context, keys []string) error {
+	if err := c.check(ctx); err != nil {
+		return fail("delete_many", "", err)
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = c.objectName(k)
+	}
+	if err := c.deleteNames(ctx, names); err != nil {
+		return fail("delete_many", "", err)
+	}
+	return nil
+}
+
+// GetOrSet returns key's value; on a miss it calls fill, stores the result
+// with Add semantics and returns the value then stored (another process may
+// have added one first). Within one Cache, concurrent callers for the same key
+// share one fill call and its result; fill gets the first caller's context.
+func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
+	v, err := c.Get(ctx, key)
+	if err == nil || !errors.Is(err, ErrMiss) {
+		return v, err
+	}
+	res, err, _ := c.flight.Do(c.objectName(key), func() (any, error) {
+		// A caller that just finished a fill may have stored the value.
+		if v, err := c.Get(ctx, key); err == nil || !errors.Is(err, ErrMiss) {
+			return v, err
+		}
+		v, err := fill(ctx)
+		if err != nil {
+			return nil, fail("get_or_set", key, err)
+		}
+		added, err := c.Add(ctx, key, v, ttl)
+		if err != nil || added {
+			return v, err
+		}
+		stored, err := c.Get(ctx, key)
+		if errors.Is(err, ErrMiss) {
+			return v, nil // added by another and already gone
+		}
+		return stored, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	v = res.([]byte)
+	return bytes.Clone(v), nil
+}
+
+// Clear deletes every entry under the cache's location and nothing outside it.
+func (c *Cache) Clear(ctx context.Context) error {
+	if err := c.check(ctx); err != nil {
+		return fail("clear", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	c.counter.beginListing()
+	entries, err := c.list(ctx)
+	if err != nil {
+		c.counter.abortListing()
+		return fail("clear", "", err)
+	}
+	names := entryNames(entries)
+	if err := c.deleteNames(ctx, names); err != nil {
+		c.counter.abortListing()
+		return fail("clear", "", err)
+	}
+	c.counter.endListing(names, names)
+	return nil
+}
+
+// Len returns the number of entries under the cache's location, expired ones
+// included (as the store holds them until read or culled).
+func (c *Cache) Len(ctx context.Context) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, fail("len", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	c.counter.beginListing()
+	entries, err := c.list(ctx)
+	if err != nil {
+		c.counter.abortListing()
+		return 0, fail("len", "", err)
+	}
+	c.counter.endListing(entryNames(entries), nil)
+	return len(entries), nil
+}
+
+// Cull removes entries as a full cache would, now, whatever the count, and
+// returns how many it removed.
+func (c *Cache) Cull(ctx context.Context) (int, error) {
+	if err := c.check(ctx); err != nil {
+		return 0, fail("cull", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	n, err := c.listAndCull(ctx, 0)
+	if err != nil {
+		return 0, fail("cull", "", err)
+	}
+	return n, nil
+}
+
+// cullIfFull runs before every write: when the location may hold max_entries
+// entries it lists them and, if it does, culls.
+func (c *Cache) cullIfFull(ctx context.Context) error {
+	if c.maxEntries == 0 || !c.counter.needsListing(c.maxEntries) {
+		return nil
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	// Another caller may have listed while this one waited.
+	if !c.counter.needsListing(c.maxEntries) {
+		return nil
+	}
+	_, err := c.listAndCull(ctx, c.maxEntries)
+	return err
+}
+
+// listAndCull lists the location and culls when it holds at least limit
+// entries. The caller holds counter.listMu.
+func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
+	c.counter.beginListing()
+	entries, err := c.list(ctx)
+	if err != nil {
+		c.counter.abortListing()
+		return 0, err
+	}
+	var victims []string
+	if len(entries) >= limit && len(entries) > 0 {
+		victims = c.policy.Cull(entries)
+		if err := c.deleteNames(ctx, victims); err != nil {
+			c.counter.abortListing()
+			return 0, err
+		}
+	}
+	c.counter.endListing(entryNames(entries), victims)
+	return len(victims), nil
+}
+
+// list returns every object under the location, in name order.
+func (c *Cache) list(ctx context.Context) ([]cull.Entry, error) {
+	var out []cull.Entry
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.d.List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Objects {
+			out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+		}
+		if page.NextPageToken == "" {
+			return out, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
+}
+
+func entryNames(entries []cull.Entry) []string {
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// deleteParallelism bounds concurrent delete requests (batches or single
+// deletes) of Clear, culling and DeleteMany.
+const deleteParallelism = 8
+
+// deleteNames deletes names in batches where the driver allows, concurrently.
+func (c *Cache) deleteNames(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteParallelism)
+	if c.batch != nil {
+		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
+			g.Go(func() error {
+				if err := c.batch.DeleteBatch(gctx, chunk); err != nil {
+					return err
+				}
+				c.counter.dropped(chunk...)
+				return nil
+			})
+		}
+	} else {
+		for _, name := range names {
+			g.Go(func() error { return c.drop(gctx, name) })
+		}
+	}
+	return g.Wait()
+}

@@ -1,0 +1,144 @@
+package cache
+
+import (
+	"sync"
+)
+
+// entryCounter keeps the number of entries under the location without a
+// LIST on every write.
+//
+// It holds the set of names the last listing returned, updated by this
+// process's own writes and deletes. In one process that set is exact, so a
+// write lists the store (and culls) exactly when counting on every write
+// would find the cache full. Other processes sharing the location add names
+// this set cannot see; each listing measures how many appeared per own new
+// entry (ratio), and the counter lists early by that projection, so that all
+// processes together stay near the limit.
+type entryCounter struct {
+	// listMu serializes listings: one list-and-cull at a time.
+	listMu sync.Mutex
+
+	mu     sync.Mutex
+	valid  bool                // known reflects a listing
+	known  map[string]struct{} // names believed to exist
+	ownNew int                 // own new names since the last listing
+	ratio  float64             // others' new names per own new name, smoothed
+
+	// While a listing runs, own changes are also recorded here, since the
+	// listing may or may not have seen them.
+	listing     bool
+	pendingAdd  map[string]struct{}
+	pendingDrop map[string]struct{}
+}
+
+// initialRatio is the guess of others' new names per own new name before any
+// listing has measured it: as if three other processes were writing. A wrong
+// guess costs little: each listing halves the distance to the measured
+// ratio, so a lone process pays a few early listings and never a wrong cull
+// (culls are decided on the listing, not the guess).
+const initialRatio = 3
+
+func newEntryCounter() *entryCounter {
+	return &entryCounter{known: make(map[string]struct{}), ratio: initialRatio}
+}
+
+// needsListing reports whether a write must first list the store, given the
+// entry limit: when nothing is known yet, or when the projected count has
+// reached the limit.
+func (ec *entryCounter) needsListing(maxEntries int) bool {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if !ec.valid {
+		return true
+	}
+	projected := float64(len(ec.known)) + ec.ratio*float64(ec.ownNew)
+	return projected >= float64(maxEntries)
+}
+
+// wrote records a successful write of name.
+func (ec *entryCounter) wrote(name string) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if _, ok := ec.known[name]; !ok {
+		ec.known[name] = struct{}{}
+		ec.ownNew++
+	}
+	if ec.listing {
+		ec.pendingAdd[name] = struct{}{}
+		delete(ec.pendingDrop, name)
+	}
+}
+
+// dropped records that names no longer exist.
+func (ec *entryCounter) dropped(names ...string) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	for _, name := range names {
+		delete(ec.known, name)
+		if ec.listing {
+			ec.pendingDrop[name] = struct{}{}
+			delete(ec.pendingAdd, name)
+		}
+	}
+}
+
+// beginListing marks the start of a listing. The caller holds listMu.
+func (ec *entryCounter) beginListing() {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ec.listing = true
+	ec.pendingAdd = make(map[string]struct{})
+	ec.pendingDrop = make(map[string]struct{})
+}
+
+// abortListing ends a listing that failed; what is known stays as it was.
+func (ec *entryCounter) abortListing() {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	ec.listing = false
+	ec.pendingAdd, ec.pendingDrop = nil, nil
+}
+
+// endListing replaces what is known with the listing's names minus the
+// culled ones, plus own changes made while the listing ran.
+func (ec *entryCounter) endListing(listed []string, culled []string) {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if ec.valid {
+		unseen := 0 // names others added that this process did not know of
+		for _, name := range listed {
+			_, known := ec.known[name]
+			_, droppedMeanwhile := ec.pendingDrop[name]
+			if !known && !droppedMeanwhile {
+				unseen++
+			}
+		}
+		sample := float64(unseen) / float64(max(ec.ownNew, 1))
+		ec.ratio = (ec.ratio + sample) / 2
+	}
+	known := make(map[string]struct{}, len(listed))
+	for _, name := range listed {
+		known[name] = struct{}{}
+	}
+	for _, name := range culled {
+		delete(known, name)
+	}
+	for name := range ec.pendingAdd {
+		known[name] = struct{}{}
+	}
+	for name := range ec.pendingDrop {
+		delete(known, name)
+	}
+	ec.known = known
+	ec.valid = true
+	ec.ownNew = 0
+	ec.listing = false
+	ec.pendingAdd, ec.pendingDrop = nil, nil
+}
+
+// count returns the number of names believed to exist.
+func (ec *entryCounter) count() int {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	return len(ec.known)
+}

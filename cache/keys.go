@@ -1,0 +1,49 @@
+package cache
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/blobcache/blobcache/driver"
+)
+
+// KeyFunc turns a caller's key into the made key that is hashed into an
+// object name, as Django's KEY_FUNCTION does. The default is DefaultKeyFunc.
+type KeyFunc func(key, keyPrefix string, version int) string
+
+// DefaultKeyFunc is Django's default key function:
+// keyPrefix + ":" + version + ":" + key.
+func DefaultKeyFunc(key, keyPrefix string, version int) string {
+	return keyPrefix + ":" + strconv.Itoa(version) + ":" + key
+}
+
+// cleanLocation validates a location and returns the listing prefix for it:
+// "" for the bucket root, otherwise the location with one trailing "/".
+// Leading and trailing slashes are trimmed; empty, "." and ".." segments are
+// refused, since they would make two locations share objects or escape one.
+func cleanLocation(loc string) (string, error) {
+	trimmed := strings.Trim(loc, "/")
+	if trimmed == "" {
+		return "", nil
+	}
+	// A 40-byte hash and the "/" must still fit in a name.
+	if len(trimmed) > driver.MaxNameLength-41 {
+		return "", fmt.Errorf("%w: location is %d bytes, at most %d allowed", ErrInvalidOption, len(trimmed), driver.MaxNameLength-41)
+	}
+	if err := driver.ValidateName(trimmed); err != nil {
+		return "", fmt.Errorf("%w: location %q: %v", ErrInvalidOption, loc, strings.TrimPrefix(err.Error(), driver.ErrInvalidName.Error()+" "))
+	}
+	return trimmed + "/", nil
+}
+
+// objectName is location prefix + hex(sha1(made key)).
+func (c *Cache) objectName(key string) string {
+	sum := sha1.Sum([]byte(c.keyFunc(key, c.keyPrefix, c.version)))
+	buf := make([]byte, len(c.prefix)+2*sha1.Size)
+	n := copy(buf, c.prefix)
+	hex.Encode(buf[n:], sum[:])
+	return string(buf)
+}

@@ -1,0 +1,233 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/blobcache/blobcache/cull"
+)
+
+// Defaults, as in Django's cache framework.
+const (
+	// DefaultTimeout is the TTL used for DefaultTTL unless WithDefaultTTL
+	// says otherwise: Django's TIMEOUT default of 300 seconds.
+	DefaultTimeout = 300 * time.Second
+	// DefaultMaxEntries is Django's MAX_ENTRIES default.
+	DefaultMaxEntries = 300
+	// DefaultCullFrequency is Django's CULL_FREQUENCY default.
+	DefaultCullFrequency = 3
+	// DefaultVersion is Django's VERSION default.
+	DefaultVersion = 1
+)
+
+// TTL values with a special meaning.
+const (
+	// DefaultTTL uses the cache's configured default (DefaultTimeout unless
+	// set with WithDefaultTTL).
+	DefaultTTL time.Duration = 0
+	// NoExpiry stores an entry that never expires.
+	NoExpiry time.Duration = -1
+)
+
+// Option configures a Cache made by New. An option with a bad value makes New
+// return an error that names the option.
+type Option func(*settings) error
+
+// settings is what options set; New copies it into the Cache.
+type settings struct {
+	location      string
+	maxEntries    int
+	cullFrequency int
+	policy        cull.Policy
+	defaultTTL    time.Duration
+	keyPrefix     string
+	version       int
+	keyFunc       KeyFunc
+	gzip          bool
+	now           func() time.Time
+	description   string
+}
+
+func defaultSettings() settings {
+	return settings{
+		maxEntries:    DefaultMaxEntries,
+		cullFrequency: DefaultCullFrequency,
+		defaultTTL:    DefaultTimeout,
+		version:       DefaultVersion,
+		keyFunc:       DefaultKeyFunc,
+		now:           time.Now,
+	}
+}
+
+func optionError(name string, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, name, fmt.Sprintf(format, args...))
+}
+
+// WithLocation stores entries under location, a folder in the store: the
+// location "cache" holds objects named "cache/<hash>", and Clear and culling
+// touch nothing outside "cache/". Leading and trailing slashes are trimmed;
+// empty, "." and ".." segments are an error. The default is the store's root.
+func WithLocation(location string) Option {
+	return func(s *settings) error {
+		if _, err := cleanLocation(location); err != nil {
+			return err
+		}
+		s.location = location
+		return nil
+	}
+}
+
+// WithMaxEntries sets the number of entries at which a write first culls the
+// cache (Django's MAX_ENTRIES, default 300). 0 disables culling. There is no
+// upper limit.
+func WithMaxEntries(n int) Option {
+	return func(s *settings) error {
+		if n < 0 {
+			return optionError("max_entries", "%d is negative (0 disables culling)", n)
+		}
+		s.maxEntries = n
+		return nil
+	}
+}
+
+// WithCullFrequency sets the fraction of entries culled when the cache is full:
+// 1/n of them (Django's CULL_FREQUENCY, default 3); 0 removes every entry.
+func WithCullFrequency(n int) Option {
+	return func(s *settings) error {
+		if n < 0 {
+			return optionError("cull_frequency", "%d is negative (0 culls every entry)", n)
+		}
+		s.cullFrequency = n
+		return nil
+	}
+}
+
+// WithCullPolicy replaces the rule that chooses which entries a cull removes.
+// The default is cull.Frequency of the cull frequency.
+func WithCullPolicy(p cull.Policy) Option {
+	return func(s *settings) error {
+		if p == nil {
+			return optionError("cull_policy", "nil policy")
+		}
+		s.policy = p
+		return nil
+	}
+}
+
+// WithDefaultTTL sets the TTL used when a call passes DefaultTTL (Django's
+// TIMEOUT, default 300 s). NoExpiry makes entries never expire by default.
+func WithDefaultTTL(ttl time.Duration) Option {
+	return func(s *settings) error {
+		if ttl == DefaultTTL || (ttl < 0 && ttl != NoExpiry) {
+			return optionError("timeout", "%v: want a positive duration or NoExpiry", ttl)
+		}
+		s.defaultTTL = ttl
+		return nil
+	}
+}
+
+// WithKeyPrefix sets the prefix of every made key (Django's KEY_PREFIX,
+// default empty).
+func WithKeyPrefix(prefix string) Option {
+	return func(s *settings) error {
+		s.keyPrefix = prefix
+		return nil
+	}
+}
+
+// WithVersion sets the version part of every made key (Django's VERSION,
+// default 1). Changing it makes every earlier entry unreachable.
+func WithVersion(v int) Option {
+	return func(s *settings) error {
+		s.version = v
+		return nil
+	}
+}
+
+// WithKeyFunc replaces the function that makes keys (Django's KEY_FUNCTION).
+func WithKeyFunc(f KeyFunc) Option {
+	return func(s *settings) error {
+		if f == nil {
+			return optionError("key_function", "nil function")
+		}
+		s.keyFunc = f
+		return nil
+	}
+}
+
+// WithGzip compresses values with gzip before storing them (the seed's
+// IS_GZIPPED). Entries are readable whatever this setting: each entry records
+// whether it is compressed.
+func WithGzip(on bool) Option {
+	return func(s *settings) error {
+		s.gzip = on
+		return nil
+	}
+}
+
+// WithClock replaces time.Now as the cache's clock, for tests of expiry.
+func WithClock(now func() time.Time) Option {
+	return func(s *settings) error {
+		if now == nil {
+			return optionError("clock", "nil function")
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// withDescription sets what String prints (the URL without secrets).
+func withDescription(d string) Option {
+	return func(s *settings) error {
+		s.description = d
+		return nil
+	}
+}
+
+// Errors returned by the cache. Storage failures are returned wrapped in an
+// *OpError; test kinds with errors.Is.
+var (
+	// ErrMiss means the key has no live entry: it is absent, expired, or its
+	// entry could not be decoded.
+	ErrMiss = errors.New("cache miss")
+	// ErrNotInteger means Incr or Decr found a value that is not a base-10
+	// int64.
+	ErrNotInteger = errors.New("value is not an integer")
+	// ErrOverflow means Incr or Decr would overflow int64.
+	ErrOverflow = errors.New("integer overflow")
+	// ErrInvalidOption means an option, URL or configuration value is wrong;
+	// the message names the option.
+	ErrInvalidOption = errors.New("invalid cache option")
+	// ErrInvalidTTL means a TTL is negative and not NoExpiry.
+	ErrInvalidTTL = errors.New("invalid ttl")
+	// ErrConflict means a conditional update lost too many races in a row.
+	ErrConflict = errors.New("too many concurrent updates")
+	// ErrClosed means the cache was closed.
+	ErrClosed = errors.New("cache closed")
+)
+
+// OpError records a failed cache operation and the key it was for.
+type OpError struct {
+	// Op is the cache method, such as "get" or "set".
+	Op string
+	// Key is the caller's key, or "" for operations on the whole cache.
+	Key string
+	// Err is the underlying error.
+	Err error
+}
+
+// Error implements error. Long keys are shortened.
+func (e *OpError) Error() string {
+	if e.Key == "" {
+		return "cache " + e.Op + ": " + e.Err.Error()
+	}
+	k := e.Key
+	if len(k) > 64 {
+		k = k[:61] + "..."
+	}
+	return fmt.Sprintf("cache %s %q: %v", e.Op, k, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *OpError) Unwrap() error { return e.Err }

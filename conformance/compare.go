@@ -1,0 +1,206 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Outcome is what the scripted sequence of Compare observes on one store: the
+// result of every step, the surviving entries and the count. Two drivers that
+// behave alike produce equal Outcomes.
+type Outcome struct {
+	// Steps holds one line per operation: its name, key and result.
+	Steps []string
+	// Entries maps every key of the script that has a live entry at the end
+	// to its value.
+	Entries map[string]string
+	// Len is the cache's Len at the end, before Clear.
+	Len int
+	// Foreign maps each object outside the cache's location to its content
+	// after Clear (or to the error reading it).
+	Foreign map[string]string
+}
+
+// Compare runs one scripted sequence of cache operations (sets, adds, expiry,
+// culling, increments, touches, deletes, bulk calls, clear) on a fresh store
+// from each maker, and fails with a go-cmp diff when any two outcomes differ.
+// Every maker's store must behave the same: same culling, same surviving keys
+// and values, same counts, same prefix-safe clearing.
+func Compare(t *testing.T, makers map[string]HarnessMaker) {
+	t.Helper()
+	if len(makers) < 2 {
+		t.Fatalf("Compare needs at least two makers, got %d", len(makers))
+	}
+	names := slices.Sorted(maps.Keys(makers))
+	outcomes := make(map[string]*Outcome, len(names))
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			h, err := makers[name](t.Context(), t)
+			if err != nil {
+				t.Fatalf("HarnessMaker: %v", err)
+			}
+			t.Cleanup(h.Close)
+			d, err := h.MakeDriver(t.Context())
+			if err != nil {
+				t.Fatalf("MakeDriver: %v", err)
+			}
+			o, err := RunScript(t.Context(), d)
+			if err != nil {
+				t.Fatalf("script: %v", err)
+			}
+			outcomes[name] = o
+		})
+	}
+	base := names[0]
+	for _, name := range names[1:] {
+		if outcomes[base] == nil || outcomes[name] == nil {
+			continue // the failing subtest reported why
+		}
+		if diff := cmp.Diff(outcomes[base], outcomes[name]); diff != "" {
+			t.Errorf("outcomes differ between %s and %s (-%s +%s):\n%s", base, name, base, name, diff)
+		}
+	}
+	if o := outcomes[base]; o != nil && !t.Failed() {
+		t.Logf("%d drivers agree: %d steps, %d surviving entries, Len %d", len(names), len(o.Steps), len(o.Entries), o.Len)
+	}
+}
+
+// RunScript runs Compare's scripted sequence on d, which it closes, and
+// returns what it observed. Storage errors end the script with an error.
+func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
+	const loc = "cmp"
+	// No object named exactly like the location: MinIO cannot list a folder
+	// beside an object of its name (see StoreLimits).
+	foreign := map[string]string{loc + "2/x": "sibling", loc + "x": "sibling object", loc + ".x": "sorts before cmp/", "other/" + loc: "elsewhere"}
+	for _, name := range slices.Sorted(maps.Keys(foreign)) {
+		if err := d.Write(ctx, name, strings.NewReader(foreign[name]), &driver.WriteOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	clk := NewClock()
+	c, err := cache.New(d, cache.WithLocation(loc), cache.WithMaxEntries(20), cache.WithCullFrequency(3),
+		cache.WithClock(clk.Now), cache.WithDefaultTTL(time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	o := &Outcome{Entries: map[string]string{}, Foreign: map[string]string{}}
+	step := func(format string, args ...any) { o.Steps = append(o.Steps, fmt.Sprintf(format, args...)) }
+	result := func(err error) string {
+		switch {
+		case err == nil:
+			return "ok"
+		case errors.Is(err, cache.ErrMiss):
+			return "miss"
+		case errors.Is(err, cache.ErrNotInteger):
+			return "not-integer"
+		}
+		return "error: " + err.Error()
+	}
+	key := func(i int) string { return fmt.Sprintf("key-%02d", i) }
+	var keys []string
+	for i := range 60 {
+		keys = append(keys, key(i))
+	}
+	// The storage errors are what ends the script; everything else is outcome.
+	var storageErr error
+	record := func(op string, k string, v any, err error) {
+		if err != nil && !errors.Is(err, cache.ErrMiss) && !errors.Is(err, cache.ErrNotInteger) && storageErr == nil {
+			storageErr = fmt.Errorf("%s %s: %w", op, k, err)
+		}
+		step("%s %s = %v (%s)", op, k, v, result(err))
+	}
+
+	for i := range 45 {
+		k := key(i)
+		switch i % 5 {
+		case 0, 4:
+			record("set", k, nil, c.Set(ctx, k, []byte(fmt.Sprint("v", i)), cache.DefaultTTL))
+		case 1:
+			added, err := c.Add(ctx, k, []byte(fmt.Sprint("a", i)), cache.DefaultTTL)
+			record("add", k, added, err)
+		case 2:
+			record("set-10s", k, nil, c.Set(ctx, k, []byte(fmt.Sprint("short", i)), 10*time.Second))
+		case 3:
+			added, err := c.Add(ctx, key(i-3), []byte("again"), cache.DefaultTTL)
+			record("add-existing", key(i-3), added, err)
+		}
+		if i%7 == 0 {
+			n, err := c.Incr(ctx, "counter", int64(i))
+			if errors.Is(err, cache.ErrMiss) {
+				record("set", "counter", nil, c.Set(ctx, "counter", []byte("100"), cache.NoExpiry))
+			} else {
+				record("incr", "counter", n, err)
+			}
+		}
+	}
+	clk.Advance(30 * time.Second) // the 10-second entries are now expired
+	for i := 0; i < 45; i += 3 {
+		has, err := c.Has(ctx, key(i))
+		record("has", key(i), has, err)
+	}
+	for i := 1; i < 45; i += 4 {
+		touched, err := c.Touch(ctx, key(i), time.Hour)
+		record("touch", key(i), touched, err)
+	}
+	for i := 2; i < 45; i += 6 {
+		added, err := c.Add(ctx, key(i), []byte("re-added"), cache.DefaultTTL)
+		record("add-over-expired", key(i), added, err)
+	}
+	for i := 0; i < 45; i += 8 {
+		deleted, err := c.Delete(ctx, key(i))
+		record("delete", key(i), deleted, err)
+	}
+	record("set", "text", nil, c.Set(ctx, "text", []byte("abc"), cache.DefaultTTL))
+	_, err = c.Incr(ctx, "text", 1)
+	record("incr", "text", nil, err)
+	n, err := c.Decr(ctx, "counter", 7)
+	record("decr", "counter", n, err)
+	items := map[string][]byte{}
+	for i := 45; i < 55; i++ {
+		items[key(i)] = []byte(fmt.Sprint("many", i))
+	}
+	record("set_many", "45..54", nil, c.SetMany(ctx, items, cache.DefaultTTL))
+	record("delete_many", "45..49", nil, c.DeleteMany(ctx, keys[45:50]))
+	clk.Advance(45 * time.Second) // default-TTL (1m) entries written before the first advance expire
+
+	got, err := c.GetMany(ctx, append(keys, "counter", "text"))
+	if err != nil {
+		return nil, fmt.Errorf("get_many: %w", err)
+	}
+	for k, v := range got {
+		o.Entries[k] = string(v)
+	}
+	if o.Len, err = c.Len(ctx); err != nil {
+		return nil, fmt.Errorf("len: %w", err)
+	}
+	if err := c.Clear(ctx); err != nil {
+		return nil, fmt.Errorf("clear: %w", err)
+	}
+	after, err := c.Len(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("len: %w", err)
+	}
+	step("len after clear = %d", after)
+	for name := range foreign {
+		data, _, err := d.Read(ctx, name, 0, -1)
+		if err != nil {
+			o.Foreign[name] = "error: " + err.Error()
+		} else {
+			o.Foreign[name] = string(data)
+		}
+	}
+	return o, storageErr
+}

@@ -1,0 +1,174 @@
+// Package conformance tests that a blobcache storage driver keeps the
+// contract written in the doc comments of package
+// github.com/blobcache/blobcache/driver.
+//
+// A driver's own test supplies a [HarnessMaker], which makes a [Harness] on a
+// fresh, empty store, and calls [Run]:
+//
+//	package file_test
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.Run(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+//			return &harness{dir: t.TempDir()}, nil
+//		})
+//	}
+//
+//	type harness struct{ dir string }
+//
+//	func (h *harness) MakeDriver(ctx context.Context) (driver.Driver, error) { return file.New(h.dir) }
+//	func (h *harness) Close()                                                 {}
+//
+//	// Locator and OpenLocator make it a ProcessHarness: the suite then
+//	// also races writers in other OS processes on the same store.
+//	func (h *harness) Locator() string { return h.dir }
+//	func (h *harness) OpenLocator(ctx context.Context, loc string) (driver.Driver, error) {
+//		return file.New(loc)
+//	}
+//
+// Every case is a subtest named Driver/<Case>/<variant>; it runs twice, on a
+// fresh harness each time: variant "root" uses names at the top of the store
+// and variant "prefix" puts every name under "pfx/" with decoy objects beside
+// that prefix (which the case must neither list nor touch). A single case can
+// be selected with, for example, go test -run 'TestConformance/Driver/Pagination'.
+//
+// Cases for optional capabilities ([driver.Replacer], [driver.BatchDeleter])
+// and cross-process cases (which need a [ProcessHarness]) skip with a message
+// when the driver or harness lacks them.
+//
+// Cross-process cases re-execute the running test binary, selecting the test
+// that called Run with -test.run. In that child process Run recognises the
+// child environment, opens the parent's store through
+// ProcessHarness.OpenLocator and performs one operation instead of running the
+// cases. Code in the test function before the call to Run therefore also runs
+// in the children, so it should be cheap (or be the same setup the harness
+// needs anyway).
+package conformance
+
+import (
+	"context"
+	"testing"
+
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Harness gives the suite access to one store under test.
+type Harness interface {
+	// MakeDriver returns a driver on the harness's store. Every call on one
+	// harness refers to the same store (as a second client or handle would),
+	// which is empty when the harness is made. The suite closes each driver
+	// it makes and expects Close to return nil.
+	MakeDriver(ctx context.Context) (driver.Driver, error)
+	// Close releases the harness's resources. It is called after every
+	// driver made by the harness has been closed.
+	Close()
+}
+
+// HarnessMaker makes a fresh harness (an empty store) for one test. The suite
+// calls it once per case and variant, and once in every child process of a
+// cross-process case.
+type HarnessMaker func(ctx context.Context, t *testing.T) (Harness, error)
+
+// ProcessHarness is implemented by harnesses whose store other OS processes
+// can open. Cross-process cases are skipped for harnesses that do not
+// implement it.
+type ProcessHarness interface {
+	Harness
+	// Locator names the store for another process.
+	Locator() string
+	// OpenLocator opens a driver on the store a Locator names. It is called in
+	// a child process on a harness made there by the same HarnessMaker.
+	OpenLocator(ctx context.Context, locator string) (driver.Driver, error)
+}
+
+// StoreLimits is implemented by harnesses whose store departs from the
+// driver contract in a known, documented way; the suite then leaves out what
+// the store cannot do, instead of failing on it.
+type StoreLimits interface {
+	// FolderObjects reports whether the store can hold an object named like
+	// a folder of other objects ("a" beside "a/b") and still list both.
+	// MinIO cannot: an object "a" hides every "a/..." object from listings.
+	FolderObjects() bool
+}
+
+// Run runs the whole conformance suite against the stores maker makes: the
+// driver section ([RunDriver]) and the cache section ([RunCache]). It is the
+// one call a driver's test makes. In a child process started by a
+// cross-process case it performs the child's operation instead.
+func Run(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	if runChild(t, maker) {
+		return
+	}
+	RunDriver(t, maker)
+	RunCache(t, maker)
+}
+
+// RunDriver runs only the driver section of the suite (subtest "Driver"):
+// the contract of [driver.Driver] and its optional capabilities. [Run] calls
+// it; like Run, it performs the child's operation when the process is a child
+// started by a cross-process case.
+func RunDriver(t *testing.T, maker HarnessMaker) {
+	t.Helper()
+	if runChild(t, maker) {
+		return
+	}
+	runName := t.Name()
+	t.Run("Driver", func(t *testing.T) {
+		runCases(t, maker, runName, driverCases)
+	})
+}
+
+// driverCase is one entry of a section's table of cases.
+type driverCase struct {
+	name string
+	// run performs the case on e. It may call e.t.Fatalf and e.t.Skipf
+	// from its own goroutine only.
+	run func(e *env)
+}
+
+// testPrefix is the prefix of the "prefix" variant of every case.
+const testPrefix = "pfx/"
+
+// variants are the name prefixes every case runs under.
+var variants = []struct{ name, prefix string }{
+	{"root", ""},
+	{"prefix", testPrefix},
+}
+
+// runCases runs each case of a section as a subtest, once per variant.
+func runCases(t *testing.T, maker HarnessMaker, runName string, cases []driverCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, v := range variants {
+				t.Run(v.name, func(t *testing.T) {
+					runCase(t, t, maker, runName, c, v.prefix)
+				})
+			}
+		})
+	}
+}
+
+// runCase makes a harness with t and runs c under prefix, reporting through
+// tb (t itself, or a recording stand-in in the suite's own tests). runName is
+// the name of the test that called Run, for child processes.
+func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c driverCase, prefix string) {
+	tb.Helper()
+	ctx := t.Context()
+	h, err := maker(ctx, t)
+	if err != nil {
+		tb.Fatalf("HarnessMaker: %v", err)
+	}
+	if h == nil {
+		tb.Fatalf("HarnessMaker returned a nil Harness")
+	}
+	// Registered before any driver's Close, so it runs after them.
+	t.Cleanup(h.Close)
+	e := newEnv(ctx, tb, h, prefix, runName)
+	if prefix != "" {
+		e.writeDecoys()
+	}
+	c.run(e)
+	if prefix != "" {
+		e.checkDecoys()
+	}
+}

@@ -1,0 +1,362 @@
+// Package blob is the blobcache driver over any Go CDK bucket
+// (gocloud.dev/blob): memblob, fileblob, s3blob, gcsblob, azureblob and the
+// rest.
+//
+// [New] wraps a *blob.Bucket and discovers what the bucket can do beyond the
+// base [driver.Driver] through the bucket's As method. For a bucket backed by
+// s3blob (As(**s3.Client) succeeds) it returns an [*S3Driver], which also
+// implements [driver.BatchDeleter] (S3 DeleteObjects) and [driver.Replacer]
+// (S3 If-Match). For every other bucket it returns a [*Driver], which
+// implements neither, so a type assertion such as d.(driver.Replacer) is true
+// exactly when the capability exists.
+//
+// # Atomicity
+//
+// WriteOptions.IfAbsent maps to the Go CDK's WriterOptions.IfNotExist and is
+// only as atomic as the underlying Go CDK driver makes it. s3blob sends
+// If-None-Match: * and is atomic. fileblob checks with a stat and then renames,
+// which is not atomic: two processes can both "win". For a directory on disk
+// use package github.com/blobcache/blobcache/drivers/file instead, which
+// creates atomically (fileblob also cannot hold both "a" and "a/b"); for
+// memory use drivers/mem, which serializes under a lock.
+//
+// # Requests
+//
+// Read is one GetObject (size and modification time come from the response,
+// never from an extra HEAD), except for a range that starts at or past the
+// end of the object, which S3 refuses with 416 and which then costs one HEAD
+// for the attributes. Write is one PutObject below the S3 multipart threshold
+// (16 MiB). List is one ListObjectsV2 per page. On S3, Delete is one
+// DeleteObject and DeleteBatch one DeleteObjects per 1000 names.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aws/smithy-go"
+	"github.com/blobcache/blobcache/driver"
+	gcblob "gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// ContentType is the Content-Type every object is written with. Setting it
+// explicitly keeps the Go CDK from sniffing the content.
+const ContentType = "application/octet-stream"
+
+// errClosed is returned by calls made after Close.
+var errClosed = errors.New("blob: driver is closed")
+
+// Option configures a driver made by [New], [NewBase], [NewS3] or [OpenURL].
+type Option func(*config)
+
+type config struct {
+	beforeWrite []func(asFunc func(any) bool) error
+}
+
+// WithBeforeWrite adds a hook run before every write (Write and Replace),
+// as the Go CDK's WriterOptions.BeforeWrite: asFunc converts to the
+// underlying driver's types, for s3blob *transfermanager.UploadObjectInput.
+// drivers/s3 uses it to set the object ACL and storage class. Hooks run in the
+// order given, after the driver's own settings.
+func WithBeforeWrite(f func(asFunc func(any) bool) error) Option {
+	return func(c *config) {
+		if f != nil {
+			c.beforeWrite = append(c.beforeWrite, f)
+		}
+	}
+}
+
+// Driver is the driver over a Go CDK bucket whose store offers nothing beyond
+// the base interface (or whose extras this package does not know). It
+// implements [driver.Driver] only. It is safe for concurrent use.
+type Driver struct {
+	b      *gcblob.Bucket
+	cfg    config
+	closed atomic.Bool
+	// s3, when set, is used by Read for the ETag and by Delete for a single
+	// DeleteObject request. Only NewS3 sets it.
+	s3 *s3caps
+}
+
+// Compile-time checks.
+var (
+	_ driver.Driver = (*Driver)(nil)
+)
+
+// New returns a driver for b and takes ownership of b: the driver's Close
+// closes it. When b is backed by s3blob the result is an [*S3Driver], which
+// also implements [driver.BatchDeleter] and [driver.Replacer]; otherwise it is
+// a [*Driver], which implements neither.
+func New(b *gcblob.Bucket, opts ...Option) driver.Driver {
+	if d, err := NewS3(b, opts...); err == nil {
+		return d
+	}
+	return NewBase(b, opts...)
+}
+
+// NewBase returns a [*Driver] for b that offers only the base interface, even
+// when b could do more. It takes ownership of b.
+func NewBase(b *gcblob.Bucket, opts ...Option) *Driver {
+	d := &Driver{b: b}
+	for _, o := range opts {
+		o(&d.cfg)
+	}
+	return d
+}
+
+// OpenURL opens a Go CDK bucket URL through gocloud's default URL mux
+// (blob.OpenBucket) and returns [New] of it. The schemes available are those
+// of the Go CDK driver packages the program imports: gs:// needs
+// gocloud.dev/blob/gcsblob, azblob:// needs gocloud.dev/blob/azureblob, s3://
+// needs gocloud.dev/blob/s3blob (package drivers/s3 imports it), and so on.
+// This package imports none of them.
+func OpenURL(ctx context.Context, urlstr string, opts ...Option) (driver.Driver, error) {
+	b, err := gcblob.OpenBucket(ctx, urlstr)
+	if err != nil {
+		return nil, fmt.Errorf("blob: open bucket: %w", err)
+	}
+	return New(b, opts...), nil
+}
+
+// Bucket returns the underlying Go CDK bucket. The driver still owns it.
+func (d *Driver) Bucket() *gcblob.Bucket { return d.b }
+
+// Read implements [driver.Driver]. It makes one read request and takes the
+// size and modification time from the reader. ETag is set only for S3-backed
+// buckets.
+func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
+	if err := d.check(ctx, "read", name); err != nil {
+		return nil, driver.Attributes{}, err
+	}
+	r, err := d.b.NewRangeReader(ctx, name, offset, length, nil)
+	if err != nil {
+		if isInvalidRange(err) {
+			// S3 refuses a range that starts at or past the end of the object
+			// (416), which includes every range of an empty object. The
+			// contract wants the bytes up to the end: none. One HEAD for the
+			// attributes; this happens only on such reads.
+			return d.readPastEnd(ctx, name)
+		}
+		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
+	}
+	defer r.Close()
+	// Preallocate what the reader will return: the rest of the object from
+	// offset, at most length.
+	n := max(r.Size()-offset, 0)
+	if length >= 0 && length < n {
+		n = length
+	}
+	buf := &appendWriter{b: make([]byte, 0, n)}
+	if _, err := r.WriteTo(buf); err != nil {
+		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
+	}
+	attrs := driver.Attributes{Name: name, Size: r.Size(), ModTime: r.ModTime()}
+	if d.s3 != nil {
+		attrs.ETag = s3ReaderETag(r)
+	}
+	return buf.b, attrs, nil
+}
+
+// appendWriter collects bytes; unlike bytes.Buffer it has no ReadFrom, so the
+// Go CDK reader's WriteTo copies straight into it.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (d *Driver) readPastEnd(ctx context.Context, name string) ([]byte, driver.Attributes, error) {
+	a, err := d.b.Attributes(ctx, name)
+	if err != nil {
+		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
+	}
+	return []byte{}, driver.Attributes{Name: name, Size: a.Size, ModTime: a.ModTime, ETag: a.ETag}, nil
+}
+
+// Write implements [driver.Driver]. The object is written with Content-Type
+// application/octet-stream and opts.ContentEncoding. IfAbsent is the Go CDK's
+// IfNotExist: as atomic as the underlying Go CDK driver (see the package
+// documentation).
+func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	return d.write(ctx, "write", name, body, opts, nil)
+}
+
+// write uploads body. extra, when set, runs first in BeforeWrite.
+func (d *Driver) write(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, extra func(asFunc func(any) bool) error) error {
+	if err := d.check(ctx, op, name); err != nil {
+		return err
+	}
+	// Cancelling the writer's context is how the Go CDK aborts a write: every
+	// driver checks it before committing. So a failing body stores nothing.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	br := &bodyReader{r: body, cancel: cancel}
+	wo := &gcblob.WriterOptions{
+		ContentType:     ContentType,
+		ContentEncoding: opts.ContentEncoding,
+		IfNotExist:      opts.IfAbsent,
+	}
+	hooks := d.cfg.beforeWrite
+	if extra != nil || len(hooks) > 0 {
+		wo.BeforeWrite = func(asFunc func(any) bool) error {
+			if extra != nil {
+				if err := extra(asFunc); err != nil {
+					return err
+				}
+			}
+			for _, h := range hooks {
+				if err := h(asFunc); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	err := d.b.Upload(wctx, name, br, wo)
+	if berr := br.failure(); berr != nil {
+		return fmt.Errorf("blob: %s %q: reading body: %w", op, name, berr)
+	}
+	return d.mapErr(ctx, op, name, err)
+}
+
+// bodyReader records the first error of the body and cancels the write.
+type bodyReader struct {
+	r      io.Reader
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	err    error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+		b.cancel()
+	}
+	return n, err
+}
+
+func (b *bodyReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// Delete implements [driver.Driver]. Deleting an absent object returns nil.
+// On S3-backed buckets it is one DeleteObject request; on others it is the Go
+// CDK's Delete, whose NotFound is turned into nil.
+func (d *Driver) Delete(ctx context.Context, name string) error {
+	if err := d.check(ctx, "delete", name); err != nil {
+		return err
+	}
+	if d.s3 != nil {
+		return d.s3.deleteOne(ctx, d, name)
+	}
+	err := d.b.Delete(ctx, name)
+	if err != nil && gcerrors.Code(err) == gcerrors.NotFound && ctx.Err() == nil {
+		return nil
+	}
+	return d.mapErr(ctx, "delete", name, err)
+}
+
+// List implements [driver.Driver]: a flat listing (no delimiter) through the
+// Go CDK's ListPage, one request per page on S3.
+func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	if err := d.check(ctx, "list", opts.Prefix); err != nil {
+		return nil, err
+	}
+	size := opts.PageSize
+	if size <= 0 || size > driver.MaxListPageSize {
+		size = driver.MaxListPageSize
+	}
+	token := gcblob.FirstPageToken
+	if opts.PageToken != "" {
+		token = []byte(opts.PageToken)
+	}
+	objs, next, err := d.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix})
+	if err != nil {
+		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
+	}
+	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, len(objs)), NextPageToken: string(next)}
+	for _, o := range objs {
+		if o.IsDir {
+			continue
+		}
+		page.Objects = append(page.Objects, driver.Attributes{Name: o.Key, Size: o.Size, ModTime: o.ModTime})
+	}
+	return page, nil
+}
+
+// Close implements [driver.Driver]: it closes the bucket.
+func (d *Driver) Close() error {
+	if d.closed.Swap(true) {
+		return errClosed
+	}
+	return d.b.Close()
+}
+
+// check fails a call made after Close or with a done context; some Go CDK
+// drivers (memblob) do not look at the context.
+func (d *Driver) check(ctx context.Context, op, name string) error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("blob: %s %q: %w", op, name, err)
+	}
+	return nil
+}
+
+// mapErr turns a Go CDK error into the driver's error kinds, keeping the
+// original error wrapped: errors.Is finds both the kind and the store's error.
+func (d *Driver) mapErr(ctx context.Context, op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("blob: %s %q: %w (%w)", op, name, cerr, err)
+	}
+	if d.closed.Load() {
+		// The Go CDK reports a closed bucket as FailedPrecondition; it is not
+		// a refused precondition.
+		return fmt.Errorf("%w: %w", errClosed, err)
+	}
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return fmt.Errorf("blob: %s %q: %w: %w", op, name, driver.ErrNotFound, err)
+	case gcerrors.Code(err) == gcerrors.FailedPrecondition, isConditionalConflict(err):
+		return fmt.Errorf("blob: %s %q: %w: %w", op, name, driver.ErrPreconditionFailed, err)
+	}
+	return fmt.Errorf("blob: %s %q: %w", op, name, err)
+}
+
+// isInvalidRange reports whether err is S3's (or an HTTP store's) 416 for a
+// range that starts past the end.
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var sc interface{ HTTPStatusCode() int }
+	return errors.As(err, &sc) && sc.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
+}
+
+// isConditionalConflict reports S3's 409 ConditionalRequestConflict: another
+// conditional write to the same key is in flight. For IfAbsent and Replace
+// that means another writer is taking the object, which callers handle like a
+// lost race.
+func isConditionalConflict(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict"
+}

@@ -1,0 +1,26 @@
+package file_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/drivers/file"
+)
+
+// harness is one fresh directory; other processes open it by its path.
+type harness struct{ dir string }
+
+func (h *harness) MakeDriver(context.Context) (driver.Driver, error) { return file.New(h.dir) }
+func (h *harness) Locator() string                                   { return h.dir }
+func (h *harness) OpenLocator(_ context.Context, dir string) (driver.Driver, error) {
+	return file.New(dir)
+}
+func (h *harness) Close() {}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+		return &harness{dir: t.TempDir()}, nil
+	})
+}

@@ -1,0 +1,1188 @@
+package file
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/blobcache/blobcache/driver"
+)
+
+var ctx = context.Background()
+
+func newDriver(t testing.TB, dir string) *Driver {
+	t.Helper()
+	d, err := New(dir)
+	if err != nil {
+		t.Fatalf("New(%q): %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return d
+}
+
+func write(t testing.TB, d *Driver, name string, data []byte) {
+	t.Helper()
+	if err := d.Write(ctx, name, bytes.NewReader(data), &driver.WriteOptions{}); err != nil {
+		t.Fatalf("Write(%q): %v", name, err)
+	}
+}
+
+func read(t testing.TB, d *Driver, name string) ([]byte, driver.Attributes) {
+	t.Helper()
+	data, attrs, err := d.Read(ctx, name, 0, -1)
+	if err != nil {
+		t.Fatalf("Read(%q): %v", name, err)
+	}
+	return data, attrs
+}
+
+func wantContent(t testing.TB, d *Driver, name string, want []byte) {
+	t.Helper()
+	if got, _ := read(t, d, name); !bytes.Equal(got, want) {
+		t.Errorf("Read(%q) = %q, want %q", name, abbrev(got), abbrev(want))
+	}
+}
+
+func wantAbsent(t testing.TB, d *Driver, name string) {
+	t.Helper()
+	if got, _, err := d.Read(ctx, name, 0, -1); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("Read(%q) = %q, %v; want ErrNotFound", name, abbrev(got), err)
+	}
+}
+
+func abbrev(b []byte) string {
+	if len(b) > 40 {
+		return fmt.Sprintf("%s... (%d bytes)", b[:40], len(b))
+	}
+	return string(b)
+}
+
+// listAll lists every object with prefix, pageSize at a time.
+func listAll(t testing.TB, d *Driver, prefix string, pageSize int) ([]driver.Attributes, int) {
+	t.Helper()
+	var all []driver.Attributes
+	token := ""
+	pages := 0
+	for {
+		page, err := d.List(ctx, &driver.ListOptions{Prefix: prefix, PageToken: token, PageSize: pageSize})
+		if err != nil {
+			t.Fatalf("List(%q, page %d): %v", prefix, pages, err)
+		}
+		pages++
+		limit := pageSize
+		if limit == 0 {
+			limit = driver.MaxListPageSize
+		}
+		if len(page.Objects) > limit {
+			t.Fatalf("List(%q, page size %d) returned %d objects", prefix, pageSize, len(page.Objects))
+		}
+		if page.NextPageToken != "" && len(page.Objects) == 0 {
+			t.Fatalf("List(%q): empty page with a next page token", prefix)
+		}
+		all = append(all, page.Objects...)
+		if page.NextPageToken == "" {
+			return all, pages
+		}
+		token = page.NextPageToken
+		if pages > 100000 {
+			t.Fatalf("List(%q) does not end", prefix)
+		}
+	}
+}
+
+func listNames(t testing.TB, d *Driver, prefix string, pageSize int) []string {
+	t.Helper()
+	objs, _ := listAll(t, d, prefix, pageSize)
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	return names
+}
+
+// tempFiles returns the temporary files under dir.
+func tempFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	var found []string
+	filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(de.Name(), tempPrefix) {
+			found = append(found, path)
+		}
+		return nil
+	})
+	return found
+}
+
+func TestNew(t *testing.T) {
+	for _, dir := range []string{"", "relative", "./x", "x/y"} {
+		if _, err := New(dir); err == nil || !strings.Contains(err.Error(), "absolute") {
+			t.Errorf("New(%q) = %v, want an error about an absolute path", dir, err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	newDriver(t, dir)
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		t.Fatalf("New did not make %s: %v", dir, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		t.Errorf("directory mode %v, want 0700", perm)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := New(file); err == nil {
+		t.Errorf("New(%q) of a regular file succeeded", file)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	dir := t.TempDir()
+	for _, raw := range []string{"file://" + dir, "file://localhost" + dir, "file://" + dir + "/sub%20dir"} {
+		u, _ := url.Parse(raw)
+		d, err := OpenURL(ctx, u)
+		if err != nil {
+			t.Errorf("OpenURL(%q): %v", raw, err)
+			continue
+		}
+		if want := filepath.Clean(u.Path); d.Dir() != want {
+			t.Errorf("OpenURL(%q).Dir() = %q, want %q", raw, d.Dir(), want)
+		}
+		d.Close()
+	}
+	for raw, want := range map[string]string{
+		"file://host" + dir:                  "host",
+		"file:relative/dir":                  "file:///",
+		"file://" + dir + "?location=x":      `"location"`,
+		"file://" + dir + "?b=1&a=2":         `"a", "b"`,
+		"file://":                            "no directory",
+		"s3://bucket":                        "scheme",
+		"file://user@" + dir:                 "user",
+		"file://" + dir + "#frag":            "fragment",
+		"file://localhost/relative/../../..": "",
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatalf("url.Parse(%q): %v", raw, err)
+		}
+		d, err := OpenURL(ctx, u)
+		if want == "" {
+			// "/relative/../../.." cleans to "/": allowed, nothing to test.
+			if err == nil {
+				d.Close()
+			}
+			continue
+		}
+		if err == nil {
+			d.Close()
+			t.Errorf("OpenURL(%q) succeeded, want an error mentioning %s", raw, want)
+		} else if !strings.Contains(err.Error(), want) {
+			t.Errorf("OpenURL(%q) = %v, want an error mentioning %s", raw, err, want)
+		}
+	}
+}
+
+func TestReadYourWrite(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	for i, size := range []int{0, 1, 100, 3<<20 + 5} {
+		name := "ryw/" + strconv.Itoa(i)
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(j * 7)
+		}
+		before := time.Now()
+		write(t, d, name, data)
+		got, attrs := read(t, d, name)
+		if !bytes.Equal(got, data) {
+			t.Errorf("Read(%q) = %d bytes, want the %d written", name, len(got), len(data))
+		}
+		if attrs.Name != name || attrs.Size != int64(size) || attrs.ETag == "" {
+			t.Errorf("Read(%q) attributes = %+v", name, attrs)
+		}
+		if attrs.ModTime.Before(before.Add(-time.Second)) || attrs.ModTime.After(time.Now().Add(time.Second)) {
+			t.Errorf("Read(%q) ModTime %v not around %v", name, attrs.ModTime, before)
+		}
+		// A second driver on the directory sees it too.
+		wantContent(t, newDriver(t, dir), name, data)
+		fi, err := os.Stat(d.path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o177 != 0 {
+			t.Errorf("file mode %v, want 0600", perm)
+		}
+		fi, err = os.Stat(filepath.Dir(d.path(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("directory mode %v, want 0700", perm)
+		}
+	}
+}
+
+func TestOverwrite(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	write(t, d, "over", []byte("the first, longer content"))
+	_, a1 := read(t, d, "over")
+	write(t, d, "over", []byte("the first, longer content"))
+	_, a2 := read(t, d, "over")
+	if a1.ETag == a2.ETag {
+		t.Errorf("ETag %q unchanged by a write of the same content", a1.ETag)
+	}
+	write(t, d, "over", []byte("second"))
+	wantContent(t, d, "over", []byte("second"))
+	objs, _ := listAll(t, d, "", 0)
+	if len(objs) != 1 || objs[0].Name != "over" || objs[0].Size != 6 || objs[0].ModTime.IsZero() {
+		t.Errorf("List after overwrite = %+v, want one object of size 6", objs)
+	}
+}
+
+func TestReadRange(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	data := make([]byte, 100)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	write(t, d, "range", data)
+	for _, tc := range []struct {
+		offset, length int64
+		from, to       int
+	}{
+		{0, -1, 0, 100}, {0, 100, 0, 100}, {0, 1000, 0, 100}, {10, 5, 10, 15},
+		{10, -1, 10, 100}, {95, 10, 95, 100}, {99, 1, 99, 100}, {100, -1, 100, 100},
+		{100, 5, 100, 100}, {150, 5, 100, 100}, {150, -1, 100, 100}, {0, 0, 0, 0}, {50, 0, 50, 50},
+	} {
+		got, attrs, err := d.Read(ctx, "range", tc.offset, tc.length)
+		if err != nil {
+			t.Errorf("Read(%d, %d): %v", tc.offset, tc.length, err)
+			continue
+		}
+		if !bytes.Equal(got, data[tc.from:tc.to]) {
+			t.Errorf("Read(%d, %d) = %v, want data[%d:%d]", tc.offset, tc.length, got, tc.from, tc.to)
+		}
+		if attrs.Size != 100 {
+			t.Errorf("Read(%d, %d): Size %d, want 100", tc.offset, tc.length, attrs.Size)
+		}
+	}
+	if _, _, err := d.Read(ctx, "absent", 5, 10); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("ranged Read of an absent object = %v, want ErrNotFound", err)
+	}
+}
+
+func TestNotFound(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	write(t, d, "dir/obj", []byte("x"))
+	for _, name := range []string{"never", "dir", "di", "dir/o", "dir/obj/sub", "dir/obj/sub/deeper"} {
+		wantAbsent(t, d, name)
+	}
+	// A directory where the object file would be is not an object.
+	os.Mkdir(d.path("odd"), 0o700)
+	wantAbsent(t, d, "odd")
+	// The error keeps the OS detail.
+	_, _, err := d.Read(ctx, "never", 0, -1)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), d.Dir()) {
+		t.Errorf("Read of an absent object = %v, want the path and fs.ErrNotExist in it", err)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	write(t, d, "del/obj", []byte("doomed"))
+	write(t, d, "del/obj/child", []byte("child"))
+	write(t, d, "del/objx", []byte("sibling"))
+	if err := d.Delete(ctx, "del/obj"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	wantAbsent(t, d, "del/obj")
+	wantContent(t, d, "del/obj/child", []byte("child"))
+	wantContent(t, d, "del/objx", []byte("sibling"))
+	for _, name := range []string{"del/obj", "del/never", "del", "nowhere/at/all"} {
+		if err := d.Delete(ctx, name); err != nil {
+			t.Errorf("Delete(%q) of an absent object = %v, want nil", name, err)
+		}
+	}
+	// Deleting the last objects removes the directories they leave empty.
+	for _, name := range []string{"del/obj/child", "del/objx"} {
+		if err := d.Delete(ctx, name); err != nil {
+			t.Errorf("Delete(%q): %v", name, err)
+		}
+	}
+	if got := listNames(t, d, "", 0); len(got) != 0 {
+		t.Errorf("List after deleting everything = %q", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != lockDir {
+			t.Errorf("after deleting everything, %s is left in the directory", e.Name())
+		}
+	}
+}
+
+// unusualNames stress escaping, sorting and the mapping to files.
+var unusualNames = []string{
+	"with space", "a b/c d", "trailing space ", " leading space",
+	"%", "percent%", "%41", "%2F", "%2e%2e", "~", "~~", "tilde~user", "x~/y", "x~+/y", "x%~",
+	"hash#frag", "question?x=1", "plus+sign", "colon:x", `back\slash`, "star*",
+	"日本/ファイル", "é", "e\u0301", "🙂", "\u00a0nbsp", "Case/A", "case/a", "CASE",
+	".hidden", "a/.b", "...", "a/..c", "a./b.", ".~tmp-123", ".~locks", ".~locks/00",
+	"cache", "cache/x", "cache/x/y", "cache~", "-dash", "_under",
+	strings.Repeat("s", 83), strings.Repeat("s", 84), strings.Repeat("s", 85),
+	strings.Repeat("s", 84) + "/x", strings.Repeat("s", 84) + "!", strings.Repeat("s", 84) + "!/z",
+	strings.Repeat("s", 168), strings.Repeat("s", 168) + "/x", strings.Repeat("s", 167) + "/x",
+	strings.Repeat("%", 255), "seg255/" + strings.Repeat("y", 255), strings.Repeat("é", 127),
+	strings.Repeat("é", 42) + "/x", // 84 bytes, splitting no character
+	strings.Repeat("é", 43) + "/x", // 86 bytes, a chunk boundary inside a character
+	longName(driver.MaxNameLength, 'a'), longName(driver.MaxNameLength-1, '~'),
+}
+
+// longName returns a name of n bytes of segments of 200 times c.
+func longName(n int, c byte) string {
+	b := []byte(strings.Repeat(strings.Repeat(string(c), 200)+"/", n/201+1))[:n]
+	if b[n-1] == '/' {
+		b[n-1] = c
+	}
+	return string(b)
+}
+
+func TestUnusualNames(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	names := slices.Clone(unusualNames)
+	for _, name := range names {
+		if err := driver.ValidateName(name); err != nil {
+			t.Fatalf("test bug: %v", err)
+		}
+		write(t, d, name, []byte("content of "+name))
+	}
+	for _, name := range names {
+		wantContent(t, d, name, []byte("content of "+name))
+		objs, _ := listAll(t, d, name, 1)
+		if len(objs) == 0 || objs[0].Name != name {
+			t.Errorf("List(prefix %q, page size 1) does not start with the object itself", name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	for _, pageSize := range []int{0, 1, 3} {
+		if got := listNames(t, d, "", pageSize); !slices.Equal(got, names) {
+			t.Errorf("List(page size %d) =\n%q\nwant\n%q", pageSize, got, names)
+		}
+	}
+	// Every prefix of every name selects exactly the names with it.
+	for _, name := range names {
+		for _, n := range []int{1, 2, len(name) / 2, len(name) - 1, 83, 84, 85, 86, 168, 169} {
+			if n <= 0 || n > len(name) {
+				continue
+			}
+			prefix := name[:n]
+			var want []string
+			for _, m := range names {
+				if strings.HasPrefix(m, prefix) {
+					want = append(want, m)
+				}
+			}
+			if got := listNames(t, d, prefix, 2); !slices.Equal(got, want) {
+				t.Errorf("List(prefix %q) = %q, want %q", prefix, got, want)
+			}
+		}
+	}
+	for _, name := range names {
+		if err := d.Delete(ctx, name); err != nil {
+			t.Errorf("Delete(%q): %v", name, err)
+		}
+		wantAbsent(t, d, name)
+	}
+	if got := listNames(t, d, "", 0); len(got) != 0 {
+		t.Errorf("List after deleting everything = %q", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != lockDir {
+			t.Errorf("after deleting everything, %s is left in the directory", e.Name())
+		}
+	}
+}
+
+// TestRandomNames checks listing order and prefixes on random names made of
+// bytes that sort around '/' and of segments around the chunk length.
+func TestRandomNames(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "b", "!", ".", "0", "%", "~", "+", "é", "A", " "}
+	seg := func() string {
+		n := []int{1, 2, 3, 83, 84, 85, 168, 170}[r.IntN(8)]
+		var b strings.Builder
+		c := alphabet[r.IntN(len(alphabet))]
+		for b.Len() < n {
+			if r.IntN(8) == 0 {
+				c = alphabet[r.IntN(len(alphabet))]
+			}
+			b.WriteString(c)
+		}
+		return b.String()
+	}
+	set := map[string]bool{}
+	var names []string
+	for len(names) < 400 {
+		parts := []string{seg()}
+		for r.IntN(2) == 0 && len(parts) < 3 {
+			parts = append(parts, seg())
+		}
+		name := strings.Join(parts, "/")
+		if len(names) > 0 && r.IntN(2) == 0 {
+			// Start with part of an existing name, to make siblings.
+			other := names[r.IntN(len(names))]
+			cut := r.IntN(len(other)) + 1
+			name = other[:cut] + name
+		}
+		if len(name) > driver.MaxNameLength || driver.ValidateName(name) != nil || set[name] {
+			continue
+		}
+		set[name] = true
+		names = append(names, name)
+		write(t, d, name, []byte(name))
+	}
+	slices.Sort(names)
+	if got := listNames(t, d, "", 7); !slices.Equal(got, names) {
+		t.Fatalf("List of random names out of order or incomplete:\ngot  %q\nwant %q", got, names)
+	}
+	for range 200 {
+		name := names[r.IntN(len(names))]
+		prefix := name[:r.IntN(len(name))+1]
+		var want []string
+		for _, m := range names {
+			if strings.HasPrefix(m, prefix) {
+				want = append(want, m)
+			}
+		}
+		if got := listNames(t, d, prefix, 1+r.IntN(5)); !slices.Equal(got, want) {
+			t.Errorf("List(prefix %q) = %q, want %q", prefix, got, want)
+		}
+	}
+}
+
+func TestEscape(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"abc-_.09", "abc-_.09"}, {".x", "%2Ex"}, {"x.", "x."}, {"A", "%41"}, {"~", "%7E"},
+		{"%", "%25"}, {"a b", "a%20b"}, {"é", "%C3%A9"}, {"", "%"},
+	} {
+		if got := escape(tc.in); got != tc.want {
+			t.Errorf("escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if got, ok := unescape(tc.want); !ok || got != tc.in {
+			t.Errorf("unescape(%q) = %q, %v; want %q", tc.want, got, ok, tc.in)
+		}
+	}
+	for _, bad := range []string{"", "%41%", "%4", "%zz", "%61", "%c3%a9", "A", ".x", "a~", "a b"} {
+		if got, ok := unescape(bad); ok {
+			t.Errorf("unescape(%q) = %q, true; want not canonical", bad, got)
+		}
+	}
+	for _, name := range unusualNames {
+		for _, comp := range strings.Split(objectPath(name), "/") {
+			if len(comp) > 255 {
+				t.Errorf("objectPath(%q) has a component of %d bytes", name, len(comp))
+			}
+		}
+	}
+}
+
+func TestListPrefix(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	names := []string{"cache", "cache/a", "cache/b/c", "cache2/x", "cachex", "cach", "other/cache/x", "cache.x", "cache-", "cache0"}
+	for i, n := range names {
+		write(t, d, n, bytes.Repeat([]byte{'s'}, i+1))
+	}
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"cache/", []string{"cache/a", "cache/b/c"}},
+		{"cache", []string{"cache", "cache-", "cache.x", "cache/a", "cache/b/c", "cache0", "cache2/x", "cachex"}},
+		{"ca", []string{"cach", "cache", "cache-", "cache.x", "cache/a", "cache/b/c", "cache0", "cache2/x", "cachex"}},
+		{"cache/b", []string{"cache/b/c"}},
+		{"cache/b/", []string{"cache/b/c"}},
+		{"cache/b/c", []string{"cache/b/c"}},
+		{"cachex", []string{"cachex"}},
+		{"cache2/", []string{"cache2/x"}},
+		{"other/", []string{"other/cache/x"}},
+		{"", []string{"cach", "cache", "cache-", "cache.x", "cache/a", "cache/b/c", "cache0", "cache2/x", "cachex", "other/cache/x"}},
+		{"absent/", nil}, {"cache/a/", nil}, {"cache/z", nil}, {"cache//", nil}, {"./", nil}, {"/", nil}, {"z", nil},
+	} {
+		for _, pageSize := range []int{0, 1, 2} {
+			got := listNames(t, d, tc.prefix, pageSize)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("List(prefix %q, page size %d) = %q, want %q", tc.prefix, pageSize, got, tc.want)
+			}
+		}
+	}
+	objs, _ := listAll(t, d, "", 0)
+	for _, o := range objs {
+		if want := int64(slices.Index(names, o.Name) + 1); o.Size != want || o.ModTime.IsZero() {
+			t.Errorf("listed %q: Size %d, ModTime %v; want size %d and a time", o.Name, o.Size, o.ModTime, want)
+		}
+	}
+}
+
+func TestPagination(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	const n = 2500
+	var all []string
+	for i := range n {
+		all = append(all, "page/"+strconv.Itoa(i))
+	}
+	decoys := []string{"page", "page.x", "page0", "pagf/x"}
+	writeMany(t, d, append(slices.Clone(all), decoys...))
+	slices.Sort(all)
+	under := func(prefix string) []string {
+		var out []string
+		for _, name := range all {
+			if strings.HasPrefix(name, prefix) {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		prefix    string
+		pageSize  int
+		wantPages int
+	}{
+		{"page/", 0, 3}, {"page/", 1000, 3}, {"page/", 2500, 3}, {"page/", 999, 3}, {"page/", 1250, 3},
+		{"page/", 2, 1250}, {"page/10", 7, 16}, {"page/20", 1, 111}, {"page/209", 2, 6}, {"page/1", 1000, 2},
+	} {
+		objs, pages := listAll(t, d, tc.prefix, tc.pageSize)
+		got := make([]string, len(objs))
+		for i, o := range objs {
+			got[i] = o.Name
+		}
+		if want := under(tc.prefix); !slices.Equal(got, want) {
+			t.Errorf("List(%q, page size %d): %d names, want %d", tc.prefix, tc.pageSize, len(got), len(want))
+		}
+		if pages != tc.wantPages {
+			t.Errorf("List(%q, page size %d) took %d pages, want %d", tc.prefix, tc.pageSize, pages, tc.wantPages)
+		}
+	}
+	if _, err := d.List(ctx, &driver.ListOptions{Prefix: "page/", PageToken: "!!not base64"}); err == nil {
+		t.Errorf("List with an invalid page token succeeded")
+	}
+}
+
+// writeMany writes each name with itself as content, concurrently.
+func writeMany(t testing.TB, d *Driver, names []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for _, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.Write(ctx, name, strings.NewReader(name), &driver.WriteOptions{}); err != nil {
+				t.Errorf("Write(%q): %v", name, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestInternalFilesNotListed(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	write(t, d, "a/b", []byte("x"))
+	write(t, d, "c", []byte("x"))
+	_, attrs := read(t, d, "c")
+	if err := d.Replace(ctx, "c", strings.NewReader("y"), attrs.ETag, &driver.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, lockDir)); err != nil || len(entries) == 0 {
+		t.Fatalf("no lock files after Replace: %v", err)
+	}
+	// A crash can leave temporary files; others can drop foreign files.
+	for _, junk := range []string{
+		".~tmp-123", "a~/.~tmp-456", "README", "a~/X", "x~y", "%zz", "%61", "a~/%", "%~/q", "a~/.hidden",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, junk)), 0o700)
+		if err := os.WriteFile(filepath.Join(dir, junk), []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(dir, "x~+"), 0o700) // a continuation that is not one
+	os.WriteFile(filepath.Join(dir, "x~+", "y"), nil, 0o600)
+	want := []string{"a/b", "c"}
+	for _, prefix := range []string{"", "a", "a/", ".", "x"} {
+		var w []string
+		for _, n := range want {
+			if strings.HasPrefix(n, prefix) {
+				w = append(w, n)
+			}
+		}
+		if got := listNames(t, d, prefix, 0); !slices.Equal(got, w) {
+			t.Errorf("List(%q) = %q, want %q", prefix, got, w)
+		}
+	}
+	wantAbsent(t, d, ".~tmp-123")
+}
+
+func TestIfAbsent(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	ifAbsent := &driver.WriteOptions{IfAbsent: true}
+	if err := d.Write(ctx, "x/ia", strings.NewReader("first"), ifAbsent); err != nil {
+		t.Fatalf("IfAbsent on an absent object: %v", err)
+	}
+	err := d.Write(ctx, "x/ia", strings.NewReader("second"), ifAbsent)
+	if !errors.Is(err, driver.ErrPreconditionFailed) {
+		t.Errorf("IfAbsent on a present object = %v, want ErrPreconditionFailed", err)
+	}
+	wantContent(t, d, "x/ia", []byte("first"))
+	if err := d.Delete(ctx, "x/ia"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(ctx, "x/ia", strings.NewReader("third"), ifAbsent); err != nil {
+		t.Errorf("IfAbsent after Delete: %v", err)
+	}
+	wantContent(t, d, "x/ia", []byte("third"))
+	if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+}
+
+func raceContent(id int) []byte {
+	return append([]byte(fmt.Sprintf("racer %d\n", id)), bytes.Repeat([]byte{byte('a' + id%26)}, 32<<10)...)
+}
+
+// race runs op in n goroutines released together, each with its own driver
+// on dir when separate is set, and returns the winner (the one nil error).
+func race(t *testing.T, n int, d *Driver, separate bool, op func(d *Driver, id int) error) int {
+	t.Helper()
+	ds := make([]*Driver, n)
+	for i := range ds {
+		ds[i] = d
+		if separate {
+			ds[i] = newDriver(t, d.Dir())
+		}
+	}
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = op(ds[i], i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return oneWinner(t, errs)
+}
+
+// oneWinner checks that exactly one of errs is nil and the others
+// ErrPreconditionFailed, and returns the index of the nil one.
+func oneWinner(t *testing.T, errs []error) int {
+	t.Helper()
+	winner := -1
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			winner = i
+			wins++
+		case !errors.Is(err, driver.ErrPreconditionFailed):
+			t.Errorf("racer %d: %v, want nil or ErrPreconditionFailed", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d racers won, want exactly one", wins)
+	}
+	return winner
+}
+
+func TestIfAbsentRace(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("separate=%v", separate), func(t *testing.T) {
+			d := newDriver(t, t.TempDir())
+			w := race(t, 32, d, separate, func(d *Driver, id int) error {
+				return d.Write(ctx, "race/ifabsent", bytes.NewReader(raceContent(id)), &driver.WriteOptions{IfAbsent: true})
+			})
+			wantContent(t, d, "race/ifabsent", raceContent(w))
+			if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+		})
+	}
+}
+
+func TestReplace(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	write(t, d, "r", []byte("v1"))
+	_, a1 := read(t, d, "r")
+	if err := d.Replace(ctx, "r", strings.NewReader("v2"), a1.ETag, &driver.WriteOptions{}); err != nil {
+		t.Fatalf("Replace with the current ETag: %v", err)
+	}
+	_, a2 := read(t, d, "r")
+	if a2.ETag == a1.ETag {
+		t.Errorf("ETag unchanged by Replace: %q", a2.ETag)
+	}
+	err := d.Replace(ctx, "r", strings.NewReader("v3"), a1.ETag, &driver.WriteOptions{})
+	if !errors.Is(err, driver.ErrPreconditionFailed) {
+		t.Errorf("Replace with a stale ETag = %v, want ErrPreconditionFailed", err)
+	}
+	wantContent(t, d, "r", []byte("v2"))
+	// Same content, same size: the ETag still changes.
+	write(t, d, "r", []byte("v2"))
+	err = d.Replace(ctx, "r", strings.NewReader("v5"), a2.ETag, &driver.WriteOptions{})
+	if !errors.Is(err, driver.ErrPreconditionFailed) {
+		t.Errorf("Replace with the ETag from before a Write = %v, want ErrPreconditionFailed", err)
+	}
+	_, a3 := read(t, d, "r")
+	if err := d.Delete(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"r", "never", "no/such/dir"} {
+		err := d.Replace(ctx, name, strings.NewReader("v6"), a3.ETag, &driver.WriteOptions{})
+		if !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("Replace(%q) of an absent object = %v, want ErrNotFound", name, err)
+		}
+		wantAbsent(t, d, name)
+	}
+	if got := listNames(t, d, "", 0); len(got) != 0 {
+		t.Errorf("objects after failed Replaces: %q", got)
+	}
+	if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+}
+
+func TestReplaceRace(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("separate=%v", separate), func(t *testing.T) {
+			d := newDriver(t, t.TempDir())
+			write(t, d, "race/replace", []byte("original"))
+			_, attrs := read(t, d, "race/replace")
+			w := race(t, 32, d, separate, func(d *Driver, id int) error {
+				return d.Replace(ctx, "race/replace", bytes.NewReader(raceContent(id)), attrs.ETag, &driver.WriteOptions{})
+			})
+			wantContent(t, d, "race/replace", raceContent(w))
+			if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+				t.Errorf("temporary files left: %q", tmp)
+			}
+		})
+	}
+}
+
+// TestIncrRace runs read-modify-Replace loops in many goroutines: no
+// increment may be lost.
+func TestIncrRace(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	write(t, d, "counter", []byte("0"))
+	const workers, incs = 8, 50
+	var wg sync.WaitGroup
+	for range workers {
+		d := newDriver(t, d.Dir())
+		wg.Go(func() {
+			for range incs {
+				for {
+					data, attrs, err := d.Read(ctx, "counter", 0, -1)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					n, _ := strconv.Atoi(string(data))
+					err = d.Replace(ctx, "counter", strings.NewReader(strconv.Itoa(n+1)), attrs.ETag, &driver.WriteOptions{})
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, driver.ErrPreconditionFailed) {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wantContent(t, d, "counter", []byte(strconv.Itoa(workers*incs)))
+}
+
+var errBody = errors.New("body failed")
+
+func TestBodyError(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	failing := func() io.Reader {
+		return io.MultiReader(bytes.NewReader(make([]byte, 100<<10)), iotest.ErrReader(errBody))
+	}
+	for _, opts := range []driver.WriteOptions{{}, {IfAbsent: true}} {
+		if err := d.Write(ctx, "new/obj", failing(), &opts); !errors.Is(err, errBody) {
+			t.Errorf("Write(IfAbsent %v) with a failing body = %v, want the body's error", opts.IfAbsent, err)
+		}
+		wantAbsent(t, d, "new/obj")
+	}
+	write(t, d, "old", []byte("old content"))
+	_, attrs := read(t, d, "old")
+	if err := d.Write(ctx, "old", failing(), &driver.WriteOptions{}); !errors.Is(err, errBody) {
+		t.Errorf("Write over an object with a failing body = %v", err)
+	}
+	if err := d.Replace(ctx, "old", failing(), attrs.ETag, &driver.WriteOptions{}); !errors.Is(err, errBody) {
+		t.Errorf("Replace with a failing body = %v", err)
+	}
+	wantContent(t, d, "old", []byte("old content"))
+	if got := listNames(t, d, "", 0); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("List after failed writes = %q, want only old", got)
+	}
+	if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+	if _, err := os.Stat(filepath.Join(d.Dir(), "new~")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed write left its directory behind: %v", err)
+	}
+	if err := d.Write(ctx, "new/obj", strings.NewReader("ok"), &driver.WriteOptions{IfAbsent: true}); err != nil {
+		t.Errorf("IfAbsent after a failed write: %v", err)
+	}
+}
+
+func TestContextCanceled(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	write(t, d, "present", []byte("old"))
+	_, attrs := read(t, d, "present")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	check := func(op string, err error) {
+		t.Helper()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context = %v, want context.Canceled", op, err)
+		}
+	}
+	_, _, err := d.Read(cctx, "present", 0, -1)
+	check("Read", err)
+	check("Write", d.Write(cctx, "fresh", strings.NewReader("x"), &driver.WriteOptions{}))
+	check("Write(IfAbsent)", d.Write(cctx, "fresh", strings.NewReader("x"), &driver.WriteOptions{IfAbsent: true}))
+	check("Replace", d.Replace(cctx, "present", strings.NewReader("x"), attrs.ETag, &driver.WriteOptions{}))
+	_, err = d.List(cctx, &driver.ListOptions{})
+	check("List", err)
+	check("Delete", d.Delete(cctx, "present"))
+	check("DeleteBatch", d.DeleteBatch(cctx, []string{"present"}))
+	wantContent(t, d, "present", []byte("old"))
+	wantAbsent(t, d, "fresh")
+
+	// Cancelled in the middle of the body: nothing is stored.
+	cctx, cancel = context.WithCancel(ctx)
+	body := io.MultiReader(bytes.NewReader(make([]byte, 64<<10)), readerFunc(func([]byte) (int, error) {
+		cancel()
+		return 0, nil
+	}), bytes.NewReader(make([]byte, 64<<10)))
+	check("Write cancelled midway", d.Write(cctx, "midway", body, &driver.WriteOptions{}))
+	wantAbsent(t, d, "midway")
+	if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+		t.Errorf("temporary files left: %q", tmp)
+	}
+
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+func TestDeleteBatch(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	var names []string
+	for i := range 1500 {
+		names = append(names, "batch/"+strconv.Itoa(i))
+	}
+	keep := []string{"batch", "batch.keep", "batch0/keep"}
+	writeMany(t, d, append(slices.Clone(names), keep...))
+	for chunk := range slices.Chunk(append(names, "batch/absent"), driver.MaxBatchDelete) {
+		if err := d.DeleteBatch(ctx, chunk); err != nil {
+			t.Fatalf("DeleteBatch: %v", err)
+		}
+	}
+	if got := listNames(t, d, "", 0); !slices.Equal(got, keep) {
+		t.Errorf("after DeleteBatch: %q, want %q", got, keep)
+	}
+}
+
+// TestDeleteWriteRace races writers against deleters that remove the
+// directories the writers need: no write may fail.
+func TestDeleteWriteRace(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := fmt.Sprintf("deep/er/dir/%d-%d", g, i%3)
+				if err := d.Write(ctx, name, strings.NewReader("x"), &driver.WriteOptions{IfAbsent: i%2 == 0}); err != nil && !errors.Is(err, driver.ErrPreconditionFailed) {
+					t.Errorf("Write(%q): %v", name, err)
+					return
+				}
+				if err := d.Delete(ctx, name); err != nil {
+					t.Errorf("Delete(%q): %v", name, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := listNames(t, d, "", 0); len(got) != 0 {
+		t.Errorf("objects left: %q", got)
+	}
+}
+
+func TestClose(t *testing.T) {
+	dir := t.TempDir()
+	d, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, d, "x", []byte("survives"))
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := d.Write(ctx, "y", strings.NewReader("y"), &driver.WriteOptions{}); err == nil {
+		t.Errorf("Write after Close succeeded")
+	}
+	wantContent(t, newDriver(t, dir), "x", []byte("survives"))
+}
+
+// Cross-process races: the test binary runs itself as TestHelperProcess.
+
+const (
+	envHelperOp   = "BLOBCACHE_FILE_HELPER_OP"
+	envHelperDir  = "BLOBCACHE_FILE_HELPER_DIR"
+	envHelperID   = "BLOBCACHE_FILE_HELPER_ID"
+	envHelperETag = "BLOBCACHE_FILE_HELPER_ETAG"
+	helperName    = "xproc/object"
+)
+
+// TestHelperProcess is a child of a cross-process test, not a test itself.
+// It prints "ready", waits for its standard input to close, performs one
+// operation and prints its outcome.
+func TestHelperProcess(t *testing.T) {
+	op := os.Getenv(envHelperOp)
+	if op == "" {
+		t.Skip("only run as a child process of the cross-process tests")
+	}
+	d, err := New(os.Getenv(envHelperDir))
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	defer d.Close()
+	id, _ := strconv.Atoi(os.Getenv(envHelperID))
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	body := bytes.NewReader(raceContent(id))
+	switch op {
+	case "ifabsent":
+		err = d.Write(ctx, helperName, body, &driver.WriteOptions{IfAbsent: true})
+	case "replace":
+		err = d.Replace(ctx, helperName, body, os.Getenv(envHelperETag), &driver.WriteOptions{})
+	default:
+		err = fmt.Errorf("unknown op %q", op)
+	}
+	switch {
+	case err == nil:
+		fmt.Println("won")
+	case errors.Is(err, driver.ErrPreconditionFailed):
+		fmt.Println("lost")
+	default:
+		fmt.Println("error:", err)
+	}
+}
+
+// raceProcesses runs n child processes doing op on dir, released together,
+// and returns their errors.
+func raceProcesses(t *testing.T, n int, op, dir, etag string) []error {
+	t.Helper()
+	type child struct {
+		cmd   *exec.Cmd
+		stdin io.WriteCloser
+		out   *bufio.Scanner
+	}
+	children := make([]child, n)
+	for i := range children {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), envHelperOp+"="+op, envHelperDir+"="+dir,
+			envHelperID+"="+strconv.Itoa(i), envHelperETag+"="+etag)
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children[i] = child{cmd, stdin, bufio.NewScanner(stdout)}
+	}
+	for i, c := range children {
+		if !c.out.Scan() || c.out.Text() != "ready" {
+			t.Fatalf("child %d did not get ready: %q %v", i, c.out.Text(), c.out.Err())
+		}
+	}
+	for _, c := range children {
+		c.stdin.Close()
+	}
+	errs := make([]error, n)
+	for i, c := range children {
+		var lines []string
+		for c.out.Scan() {
+			lines = append(lines, c.out.Text())
+		}
+		if err := c.cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v; output %q", i, err, lines)
+		}
+		switch {
+		case slices.Contains(lines, "won"):
+		case slices.Contains(lines, "lost"):
+			errs[i] = driver.ErrPreconditionFailed
+		default:
+			errs[i] = fmt.Errorf("child %d output %q", i, lines)
+		}
+	}
+	return errs
+}
+
+func TestCrossProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	t.Run("IfAbsent", func(t *testing.T) {
+		d := newDriver(t, t.TempDir())
+		w := oneWinner(t, raceProcesses(t, 8, "ifabsent", d.Dir(), ""))
+		wantContent(t, d, helperName, raceContent(w))
+		if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+			t.Errorf("temporary files left: %q", tmp)
+		}
+	})
+	t.Run("Replace", func(t *testing.T) {
+		d := newDriver(t, t.TempDir())
+		write(t, d, helperName, []byte("original"))
+		_, attrs := read(t, d, helperName)
+		w := oneWinner(t, raceProcesses(t, 8, "replace", d.Dir(), attrs.ETag))
+		wantContent(t, d, helperName, raceContent(w))
+		if tmp := tempFiles(t, d.Dir()); len(tmp) > 0 {
+			t.Errorf("temporary files left: %q", tmp)
+		}
+	})
+}
+
+func BenchmarkWrite(b *testing.B) {
+	d := newDriver(b, b.TempDir())
+	data := make([]byte, 1024)
+	b.SetBytes(int64(len(data)))
+	i := 0
+	for b.Loop() {
+		write(b, d, "bench/"+strconv.Itoa(i%1000), data)
+		i++
+	}
+}
+
+func BenchmarkRead(b *testing.B) {
+	d := newDriver(b, b.TempDir())
+	write(b, d, "bench/x", make([]byte, 1024))
+	for b.Loop() {
+		read(b, d, "bench/x")
+	}
+}
+
+// BenchmarkList100k lists 100,000 objects under one prefix, 1000 a page.
+func BenchmarkList100k(b *testing.B) {
+	d := newDriver(b, b.TempDir())
+	const n = 100_000
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("loc/%040x", i*2654435761))
+	}
+	writeMany(b, d, names)
+	for b.Loop() {
+		if objs, _ := listAll(b, d, "loc/", 0); len(objs) != n {
+			b.Fatalf("listed %d, want %d", len(objs), n)
+		}
+	}
+}
+
+// TestListSnapshot checks that continuation pages of a large directory see
+// the changes made since the previous page, snapshot or not.
+func TestListSnapshot(t *testing.T) {
+	d := newDriver(t, t.TempDir())
+	var names []string
+	for i := range 1500 {
+		names = append(names, fmt.Sprintf("snap/%04d", i))
+	}
+	writeMany(t, d, names)
+	time.Sleep(2 * snapFineAge) // let the directory's time stamp age
+	list := func(token string) *driver.ListPage {
+		t.Helper()
+		page, err := d.List(ctx, &driver.ListOptions{Prefix: "snap/", PageToken: token, PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return page
+	}
+	p1 := list("")
+	p2 := list(p1.NextPageToken)
+	d.snaps.mu.Lock()
+	n := len(d.snaps.snaps)
+	d.snaps.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d directory snapshots after listing a stable directory of 1500 objects, want 1", n)
+	}
+	if p2.Objects[0].Name != "snap/0100" {
+		t.Fatalf("second page starts with %q", p2.Objects[0].Name)
+	}
+	// Changes after the cursor show in the following pages.
+	write(t, d, "snap/0150x", []byte("new"))
+	if err := d.Delete(ctx, "snap/0250"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for token := p2.NextPageToken; token != ""; {
+		p := list(token)
+		for _, o := range p.Objects {
+			got = append(got, o.Name)
+		}
+		token = p.NextPageToken
+	}
+	var want []string
+	for i := 200; i < 1500; i++ {
+		if i != 250 {
+			want = append(want, fmt.Sprintf("snap/%04d", i))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("pages after the changes: %d names, want %d", len(got), len(want))
+	}
+	p3 := list(p1.NextPageToken)
+	if !slices.ContainsFunc(p3.Objects, func(a driver.Attributes) bool { return a.Name == "snap/0150x" }) {
+		t.Errorf("a page listed after a write does not show it")
+	}
+}

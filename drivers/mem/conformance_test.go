@@ -1,0 +1,23 @@
+package mem_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/drivers/mem"
+)
+
+// harness is one named in-memory store; every MakeDriver is a new handle on
+// it, as a second client would be.
+type harness struct{ name string }
+
+func (h *harness) MakeDriver(context.Context) (driver.Driver, error) { return mem.Open(h.name), nil }
+func (h *harness) Close()                                            {}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+		return &harness{name: t.Name()}, nil
+	})
+}

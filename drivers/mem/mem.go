@@ -1,0 +1,240 @@
+// Package mem is the in-memory blobcache driver: Go CDK's memblob through
+// package github.com/blobcache/blobcache/drivers/blob, plus what memblob
+// lacks.
+//
+// memblob has no replace-if-unchanged, and its create-if-absent cannot be
+// combined with one. So every change to a store (Write, Replace, Delete,
+// DeleteBatch) runs under the store's lock, which makes IfAbsent and Replace
+// atomic and all changes linearizable, and the store keeps a version per
+// name: a number from a counter that never repeats within the store, which
+// is the ETag that Read returns (under the same lock) and Replace compares.
+//
+// A [*Driver] implements [driver.Driver], [driver.BatchDeleter] and
+// [driver.Replacer], and is safe for concurrent use.
+package mem
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/blobcache/blobcache/driver"
+	blobdrv "github.com/blobcache/blobcache/drivers/blob"
+	"gocloud.dev/blob/memblob"
+)
+
+// errClosed is returned by calls made after Close.
+var errClosed = errors.New("mem: driver is closed")
+
+// store is one in-memory bucket and the versions of its objects.
+type store struct {
+	b *blobdrv.Driver // over a memblob bucket only this store uses
+
+	mu  sync.RWMutex      // held for writing across every change
+	gen uint64            // last version handed out
+	ver map[string]uint64 // version of each existing object; absent = no object
+}
+
+func newStore() *store {
+	return &store{
+		b:   blobdrv.NewBase(memblob.OpenBucket(&memblob.Options{NoMD5: true})),
+		ver: map[string]uint64{},
+	}
+}
+
+var (
+	namedMu sync.Mutex
+	named   = map[string]*store{}
+)
+
+// Driver is a handle on an in-memory store.
+type Driver struct {
+	s       *store
+	private bool
+	closed  atomic.Bool
+}
+
+// Compile-time checks.
+var (
+	_ driver.Driver       = (*Driver)(nil)
+	_ driver.BatchDeleter = (*Driver)(nil)
+	_ driver.Replacer     = (*Driver)(nil)
+)
+
+// New returns a driver on a fresh store that nothing else shares. Close
+// frees it.
+func New() *Driver {
+	return &Driver{s: newStore(), private: true}
+}
+
+// Open returns a driver on the store called name, which every Open with the
+// same name in this process shares, as mem://name URLs do. The store lives as
+// long as the process; Close ends only this handle. An empty name is a fresh
+// private store, as [New].
+func Open(name string) *Driver {
+	if name == "" {
+		return New()
+	}
+	namedMu.Lock()
+	defer namedMu.Unlock()
+	s, ok := named[name]
+	if !ok {
+		s = newStore()
+		named[name] = s
+	}
+	return &Driver{s: s}
+}
+
+func etagOf(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
+
+// Read implements [driver.Driver]. Attributes.ETag is the object's version.
+func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
+	if d.closed.Load() {
+		return nil, driver.Attributes{}, errClosed
+	}
+	s := d.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	data, attrs, err := s.b.Read(ctx, name, offset, length)
+	if err != nil {
+		return nil, driver.Attributes{}, wrap(err)
+	}
+	attrs.ETag = etagOf(s.ver[name])
+	return data, attrs, nil
+}
+
+// Write implements [driver.Driver]. The body is read before the store is
+// locked; IfAbsent is checked and the object stored in one step under the
+// lock.
+func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	return d.put(ctx, "write", name, body, opts, func(exists bool, _ uint64) error {
+		if opts.IfAbsent && exists {
+			return fmt.Errorf("mem: write %q: %w: an object exists", name, driver.ErrPreconditionFailed)
+		}
+		return nil
+	})
+}
+
+// Replace implements [driver.Replacer]: under the lock it compares etag with
+// the object's version and stores the body only if they are equal.
+// opts.IfAbsent is ignored.
+func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
+	return d.put(ctx, "replace", name, body, opts, func(exists bool, v uint64) error {
+		switch {
+		case !exists:
+			return fmt.Errorf("mem: replace %q: %w", name, driver.ErrNotFound)
+		case etag != etagOf(v):
+			return fmt.Errorf("mem: replace %q: %w: the object changed", name, driver.ErrPreconditionFailed)
+		}
+		return nil
+	})
+}
+
+// put reads body, then under the lock runs check and stores the bytes.
+func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, check func(exists bool, v uint64) error) error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("mem: %s %q: reading body: %w", op, name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mem: %s %q: %w", op, name, err)
+	}
+	s := d.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, exists := s.ver[name]
+	if err := check(exists, v); err != nil {
+		return err
+	}
+	// The lock makes the check and the write one step; memblob's own
+	// IfNotExist is not needed.
+	if err := s.b.Write(ctx, name, bytes.NewReader(data), &driver.WriteOptions{ContentEncoding: opts.ContentEncoding}); err != nil {
+		return wrap(err)
+	}
+	s.gen++
+	s.ver[name] = s.gen
+	return nil
+}
+
+// Delete implements [driver.Driver].
+func (d *Driver) Delete(ctx context.Context, name string) error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mem: delete %q: %w", name, err)
+	}
+	s := d.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleteLocked(ctx, name)
+}
+
+func (s *store) deleteLocked(ctx context.Context, name string) error {
+	if err := s.b.Delete(ctx, name); err != nil {
+		return wrap(err)
+	}
+	delete(s.ver, name)
+	return nil
+}
+
+// DeleteBatch implements [driver.BatchDeleter]: every name is deleted in one
+// step under the lock.
+func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mem: delete batch: %w", err)
+	}
+	s := d.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	failed := map[string]error{}
+	for _, name := range names {
+		if err := s.deleteLocked(context.WithoutCancel(ctx), name); err != nil {
+			failed[name] = err
+		}
+	}
+	if len(failed) > 0 {
+		return &driver.BatchDeleteError{Failed: failed}
+	}
+	return nil
+}
+
+// List implements [driver.Driver].
+func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	if d.closed.Load() {
+		return nil, errClosed
+	}
+	p, err := d.s.b.List(ctx, opts)
+	return p, wrap(err)
+}
+
+// Close implements [driver.Driver]. A private store is freed; a named store
+// stays for the other handles and later Opens.
+func (d *Driver) Close() error {
+	if d.closed.Swap(true) {
+		return errClosed
+	}
+	if d.private {
+		return d.s.b.Close()
+	}
+	return nil
+}
+
+// wrap renames the drivers/blob error prefix; the kinds stay wrapped.
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("mem: %w", err)
+}

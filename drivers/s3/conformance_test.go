@@ -1,0 +1,58 @@
+package s3_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/drivers/s3"
+	"github.com/blobcache/blobcache/internal/s3test"
+)
+
+// harness is one fresh bucket on the test server, made on first use (a
+// child process of a cross-process case never needs its own).
+type harness struct {
+	t      *testing.T
+	cfg    s3test.Config
+	bucket string
+}
+
+func (h *harness) options() s3.Options {
+	return s3.Options{
+		Endpoint:     h.cfg.Endpoint,
+		Region:       h.cfg.Region,
+		UsePathStyle: true,
+		AccessKey:    h.cfg.AccessKey,
+		SecretKey:    h.cfg.SecretKey,
+	}
+}
+
+func (h *harness) MakeDriver(ctx context.Context) (driver.Driver, error) {
+	return s3.Open(ctx, h.Locator(), h.options())
+}
+
+func (h *harness) Locator() string {
+	if h.bucket == "" {
+		h.bucket = s3test.NewBucket(h.t, h.cfg)
+	}
+	return h.bucket
+}
+
+func (h *harness) OpenLocator(ctx context.Context, bucket string) (driver.Driver, error) {
+	return s3.Open(ctx, bucket, h.options())
+}
+
+func (h *harness) Close() {}
+
+// FolderObjects is false: MinIO hides "a/..." objects from listings while an
+// object "a" exists.
+func (h *harness) FolderObjects() bool { return false }
+
+func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+	return &harness{t: t, cfg: s3test.Env(t)}, nil
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, makeHarness)
+}
