@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -498,8 +499,10 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 	return out, nil
 }
 
-// SetMany stores every item with the same ttl, as Set would, writing
-// concurrently. On error some items may have been stored.
+// SetMany stores every item with the same ttl, as Set would. The writes run
+// concurrently, except when the batch may fill the cache: then they run one
+// after the other in key order, so that culling removes exactly what that
+// sequence of Sets would. On error some items may have been stored.
 func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := c.check(ctx); err != nil {
 		return fail("set_many", "", err)
@@ -509,7 +512,11 @@ func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(manyLimit)
-	for key, value := range items {
+	if c.maxEntries > 0 && c.counter.mayNeedListing(c.maxEntries, len(items)) {
+		g.SetLimit(1)
+	}
+	for _, key := range slices.Sorted(maps.Keys(items)) {
+		value := items[key]
 		g.Go(func() error {
 			if err := c.set(gctx, key, value, ttl); err != nil {
 				return fail("set_many", key, err)

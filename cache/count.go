@@ -46,12 +46,18 @@ func newEntryCounter() *entryCounter {
 // entry limit: when nothing is known yet, or when the projected count has
 // reached the limit.
 func (ec *entryCounter) needsListing(maxEntries int) bool {
+	return ec.mayNeedListing(maxEntries, 0)
+}
+
+// mayNeedListing reports whether any of the next n+1 writes, all of new
+// names, may have to list the store first.
+func (ec *entryCounter) mayNeedListing(maxEntries, n int) bool {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if !ec.valid {
 		return true
 	}
-	projected := float64(len(ec.known)) + ec.ratio*float64(ec.ownNew)
+	projected := float64(len(ec.known)) + ec.ratio*float64(ec.ownNew+n) + float64(n)
 	return projected >= float64(maxEntries)
 }
 

@@ -272,6 +272,12 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 
 // List implements [driver.Driver]: a flat listing (no delimiter) through the
 // Go CDK's ListPage, one request per page on S3.
+//
+// Pages of one object are fetched two at a time: MinIO reports a listing
+// with MaxKeys=1 as complete when the prefix names an existing object, though
+// more objects follow. The driver's page token is therefore the Go CDK's
+// token behind one byte saying how many objects of that page were already
+// returned (0 or 1).
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if err := d.check(ctx, "list", opts.Prefix); err != nil {
 		return nil, err
@@ -280,15 +286,27 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	if size <= 0 || size > driver.MaxListPageSize {
 		size = driver.MaxListPageSize
 	}
-	token := gcblob.FirstPageToken
-	if opts.PageToken != "" {
-		token = []byte(opts.PageToken)
+	token, skip := gcblob.FirstPageToken, 0
+	if t := opts.PageToken; t != "" {
+		if t[0] != '0' && t[0] != '1' {
+			return nil, fmt.Errorf("blob: list %q: malformed page token", opts.Prefix)
+		}
+		token, skip = []byte(t[1:]), int(t[0]-'0')
 	}
-	objs, next, err := d.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix})
+	fetch := max(size+skip, 2)
+	objs, next, err := d.b.ListPage(ctx, token, fetch, &gcblob.ListOptions{Prefix: opts.Prefix})
 	if err != nil {
 		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
 	}
-	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, len(objs)), NextPageToken: string(next)}
+	objs = objs[min(skip, len(objs)):]
+	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, min(len(objs), size))}
+	switch {
+	case len(objs) > size: // only when size is 1: one more waits in this page
+		objs = objs[:size]
+		page.NextPageToken = "1" + string(token)
+	case len(next) > 0:
+		page.NextPageToken = "0" + string(next)
+	}
 	for _, o := range objs {
 		if o.IsDir {
 			continue
