@@ -161,5 +161,3 @@ func splitLines(b []byte) []string {
 	}
 	return append(out, string(b[start:]))
 }
-
-
