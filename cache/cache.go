@@ -180,14 +180,14 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 // readHeader fetches only the header of name's entry where the store allows a
 // range read. Expired and corrupt entries are deleted and reported as ErrMiss.
 func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Attributes, error) {
-	data, attrs, err := c.d.Read(ctx, name, 0, entryHeaderLen)
+	data, attrs, err := c.d.Read(ctx, name, 0, headerReadLen)
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
 			return header{}, attrs, ErrMiss
 		}
 		return header{}, attrs, err
 	}
-	h, err := parseHeader(data)
+	h, err := parseEntryHeader(data)
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, attrs, derr
@@ -267,6 +267,7 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64,
 		return err
 	}
 	defer e.release()
+	opts.ContentEncoding = e.contentEncoding()
 	if err := c.d.Write(ctx, name, e.reader(), opts); err != nil {
 		return err
 	}
@@ -285,7 +286,7 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int6
 		return err
 	}
 	defer e.release()
-	if err := c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{}); err != nil {
+	if err := c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
 		return err
 	}
 	c.counter.wrote(name)
@@ -329,14 +330,14 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 			return false, err
 		}
 		// Something is there: live, or dead and replaceable.
-		data, attrs, err := c.d.Read(ctx, name, 0, entryHeaderLen)
+		data, attrs, err := c.d.Read(ctx, name, 0, headerReadLen)
 		if errors.Is(err, driver.ErrNotFound) {
 			continue // deleted meanwhile: try creating again
 		}
 		if err != nil {
 			return false, err
 		}
-		h, herr := parseHeader(data)
+		h, herr := parseEntryHeader(data)
 		if herr == nil && !h.expired(c.now()) {
 			return false, nil
 		}

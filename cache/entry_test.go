@@ -50,16 +50,20 @@ func TestEntryLayout(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Fatalf("layout\n got %v\nwant %v", b, want)
 	}
-	gz := encodeAll(t, []byte("v"), 0, true)
-	if gz[5] != flagGzip {
-		t.Fatalf("gzip flag byte = %d", gz[5])
+	// A gzip entry is a gzip file of the value, the header in its FEXTRA.
+	gz := encodeAll(t, []byte("v"), 0x0102030405060708, true)
+	if !bytes.Equal(gz[:4], []byte{0x1f, 0x8b, 8, 4}) {
+		t.Fatalf("gzip entry starts %x, want 1f8b0804 (deflate, FEXTRA only)", gz[:4])
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz[16:]))
+	if !bytes.Equal(gz[10:32], append([]byte{20, 0, 'B', 'C', 16, 0}, 'B', 'C', 'E', '1', 1, flagGzip, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8)) {
+		t.Fatalf("gzip extra field = %v", gz[10:32])
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
-		t.Fatalf("body after header is not a gzip stream: %v", err)
+		t.Fatalf("gzip entry is not a gzip stream: %v", err)
 	}
 	if v, _ := io.ReadAll(zr); string(v) != "v" {
-		t.Fatalf("gzip body = %q", v)
+		t.Fatalf("gunzip of the entry = %q, want the value", v)
 	}
 }
 
@@ -76,7 +80,12 @@ func TestEntryCorruptIsError(t *testing.T) {
 		"bad header len":   mutate(good, func(b []byte) { binary.BigEndian.PutUint16(b[6:], 17) }),
 		"negative expiry":  mutate(good, func(b []byte) { b[8] = 0x80 }),
 		"truncated gzip":   gz[:len(gz)-5],
-		"gzip garbage":     mutate(gz, func(b []byte) { copy(b[16:], "garbage!") }),
+		"gzip bad header":  mutate(gz, func(b []byte) { copy(b[16:], "garbage!") }),
+		"gzip bad deflate": mutate(gz, func(b []byte) { copy(b[40:], "garbage!") }),
+		"gzip no flag":     mutate(gz, func(b []byte) { b[21] = 0 }),
+		"gzip other FLG":   mutate(gz, func(b []byte) { b[3] = 0x0c }),
+		"gzip trailing":    append(bytes.Clone(gz), "junk"...),
+		"foreign gzip":     foreignGzip(),
 		"pickle":           []byte("\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07value\x94."),
 		"plain text":       []byte("just some text that is long enough"),
 		"gzip flag, plain": mutate(good, func(b []byte) { b[5] = flagGzip }),
@@ -120,4 +129,13 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("re-encode mismatch: %v", err)
 		}
 	})
+}
+
+// foreignGzip is a gzip file that is not a blobcache entry.
+func foreignGzip() []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(strings.Repeat("someone else's data ", 10)))
+	zw.Close()
+	return buf.Bytes()
 }

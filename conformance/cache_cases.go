@@ -326,8 +326,13 @@ func caseCacheCorruptEntries(e *env) {
 		"short":     "BCE",
 		"pickle":    "\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07value\x94.",
 		"version 9": "BCE1\x09\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00v",
-		"bad gzip":  "BCE1\x01\x01\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00not gzip",
+		"gzip flag": "BCE1\x01\x01\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00not gzip",
 	}
+	// A gzip entry whose header is fine but whose deflate stream is cut.
+	zc := e.cache(cache.WithGzip(true))
+	e.must(zc.Set(e.ctx, "truncated gzip", bytes.Repeat([]byte("compressible "), 100), cache.DefaultTTL))
+	whole, _ := e.read(d, c.ObjectName("truncated gzip"))
+	junk["truncated gzip"] = string(whole[:len(whole)-12])
 	for key, data := range junk {
 		name := c.ObjectName(key)
 		e.write(d, name, []byte(data))
@@ -337,7 +342,7 @@ func caseCacheCorruptEntries(e *env) {
 		if _, err := c.Incr(e.ctx, key, 1); !errors.Is(err, cache.ErrMiss) {
 			e.t.Fatalf("Incr on corrupt entry %s: %v, want ErrMiss", key, err)
 		}
-		if key == "bad gzip" {
+		if key == "truncated gzip" {
 			// Has and Add read only the header (a range read): a body that
 			// fails to decompress is found by the reads of the value.
 			continue
