@@ -2,6 +2,8 @@ package cache_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -462,4 +464,9 @@ func TestClosed(t *testing.T) {
 	if err := c.Close(); !errors.Is(err, cache.ErrClosed) {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+func sha1Hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

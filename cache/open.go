@@ -2,9 +2,11 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +32,10 @@ import (
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
 // version, is_gzipped. The remaining parameters go to the driver (for s3:
 // endpoint, region, use_path_style, access_key, secret_key, create_bucket,
-// default_acl, bucket_acl, storage_class, reduced_redundancy); a parameter
-// nobody knows is an error naming it.
+// default_acl, bucket_acl, storage_class, reduced_redundancy, sse, ...: the
+// README lists them all); a parameter nobody knows is an error naming it and
+// suggesting the closest known name. OpenConfig takes the same options in
+// the shape of a Django CACHES entry.
 func Open(ctx context.Context, rawURL string) (*Cache, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -48,6 +52,12 @@ func Open(ctx context.Context, rawURL string) (*Cache, error) {
 	du.RawQuery = rest.Encode()
 	d, err := openDriver(ctx, &du)
 	if err != nil {
+		var unknown *driver.UnknownOptionError
+		if errors.As(err, &unknown) {
+			// Suggest among the cache's options too.
+			known := append(slices.Collect(maps.Keys(cacheOptions)), unknown.Known...)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, &driver.UnknownOptionError{Name: unknown.Name, Known: known})
+		}
 		return nil, err
 	}
 	opts = append(opts, withDescription(describe(u)))
@@ -62,8 +72,8 @@ func Open(ctx context.Context, rawURL string) (*Cache, error) {
 func openDriver(ctx context.Context, u *url.URL) (driver.Driver, error) {
 	switch strings.ToLower(u.Scheme) {
 	case "mem":
-		if u.RawQuery != "" {
-			return nil, unknownOptions("mem", u.Query())
+		if q := u.Query(); len(q) > 0 {
+			return nil, &driver.UnknownOptionError{Name: slices.Sorted(maps.Keys(q))[0]}
 		}
 		if u.Host == "" {
 			return mem.New(), nil
@@ -76,15 +86,6 @@ func openDriver(ctx context.Context, u *url.URL) (driver.Driver, error) {
 	default:
 		return blobdriver.OpenURL(ctx, u.String())
 	}
-}
-
-func unknownOptions(scheme string, q url.Values) error {
-	names := make([]string, 0, len(q))
-	for k := range q {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return fmt.Errorf("%w: unknown option %q for %s:// URLs", ErrInvalidOption, names[0], scheme)
 }
 
 // cacheOptions are the URL parameters the cache itself takes, by lower-case
@@ -162,15 +163,19 @@ func parseTimeout(v string) (time.Duration, error) {
 func splitQuery(q url.Values) ([]Option, url.Values, error) {
 	var opts, late []Option
 	rest := url.Values{}
-	for name, vals := range q {
-		parse, ok := cacheOptions[strings.ToLower(name)]
+	seen := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		vals := q[name]
+		lname := strings.ToLower(name)
+		parse, ok := cacheOptions[lname]
 		if !ok {
 			rest[name] = vals
 			continue
 		}
-		if len(vals) != 1 {
-			return nil, nil, optionError(strings.ToLower(name), "given %d times", len(vals))
+		if len(vals) != 1 || seen[lname] {
+			return nil, nil, optionError(lname, "given more than once")
 		}
+		seen[lname] = true
 		o, err := parse(vals[0])
 		if err != nil {
 			return nil, nil, err

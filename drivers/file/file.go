@@ -98,6 +98,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -183,12 +184,8 @@ func OpenURL(ctx context.Context, u *url.URL) (*Driver, error) {
 		return nil, fmt.Errorf("file: URL query: %w", err)
 	}
 	if len(q) > 0 {
-		keys := make([]string, 0, len(q))
-		for k := range q {
-			keys = append(keys, strconv.Quote(k))
-		}
-		slices.Sort(keys)
-		return nil, fmt.Errorf("file: unknown URL parameter %s", strings.Join(keys, ", "))
+		keys := slices.Sorted(maps.Keys(q))
+		return nil, fmt.Errorf("file: %w", &driver.UnknownOptionError{Name: keys[0]})
 	}
 	if u.Path == "" {
 		return nil, fmt.Errorf("file: URL %q has no directory path", u.Redacted())

@@ -176,7 +176,7 @@ func TestOpenURL(t *testing.T) {
 		"file://host" + dir:                  "host",
 		"file:relative/dir":                  "file:///",
 		"file://" + dir + "?location=x":      `"location"`,
-		"file://" + dir + "?b=1&a=2":         `"a", "b"`,
+		"file://" + dir + "?b=1&a=2":         `unknown option "a"`,
 		"file://":                            "no directory",
 		"s3://bucket":                        "scheme",
 		"file://user@" + dir:                 "user",

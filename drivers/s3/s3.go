@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -400,7 +401,8 @@ func httpStatus(err error) int {
 // [Options] field of the same meaning: endpoint, region, use_path_style
 // (alias s3forcepathstyle), access_key (alias access_key_id), secret_key
 // (alias secret_access_key), profile, anonymous, create_bucket, default_acl,
-// bucket_acl, storage_class, reduced_redundancy, ssetype, kmskeyid,
+// bucket_acl, storage_class, reduced_redundancy, ssetype (alias sse),
+// kmskeyid (alias kms_key_id),
 // accelerate, dualstack, fips. An alias is used only when its canonical name
 // is absent. Booleans are parsed with strconv.ParseBool. An unknown parameter
 // is an error naming it. No error ever contains the secret key.
@@ -431,7 +433,9 @@ var urlParams = map[string]string{
 	"storage_class":       "storage_class",
 	"reduced_redundancy":  "reduced_redundancy",
 	"ssetype":             "ssetype",
+	"sse":                 "ssetype",
 	"kmskeyid":            "kmskeyid",
+	"kms_key_id":          "kmskeyid",
 	"accelerate":          "accelerate",
 	"dualstack":           "dualstack",
 	"fips":                "fips",
@@ -471,7 +475,7 @@ func ParseURL(u *url.URL) (bucket string, opts Options, err error) {
 		lk := strings.ToLower(k)
 		canon, ok := urlParams[lk]
 		if !ok {
-			return "", Options{}, fmt.Errorf("s3: unknown URL parameter %q", k)
+			return "", Options{}, fmt.Errorf("s3: %w", &driver.UnknownOptionError{Name: k, Known: slices.Collect(maps.Keys(urlParams))})
 		}
 		vs := q[k]
 		if len(vs) != 1 {

@@ -762,7 +762,7 @@ func TestParseURL(t *testing.T) {
 	}
 
 	for raw, wantText := range map[string]string{
-		"s3://bkt?endpoint=x&colour=red&secret_key=" + secret: `unknown URL parameter "colour"`,
+		"s3://bkt?endpoint=x&colour=red&secret_key=" + secret: `unknown option "colour"`,
 		"s3://bkt?use_path_style=yes&secret_key=" + secret:    `"use_path_style": "yes" is not a boolean`,
 		"s3://bkt?Region=a&region=b":                          "given twice",
 		"s3://?region=a":                                      "no bucket",
