@@ -26,6 +26,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -61,6 +63,10 @@ type Cache struct {
 	counter *entryCounter
 	flight  singleflight.Group
 	closed  atomic.Bool
+
+	stats  stats
+	tel    *telemetry // nil when no meter or tracer provider was given
+	logger *slog.Logger
 }
 
 // New returns a cache over d. The cache owns d: Close closes it.
@@ -94,6 +100,10 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		now:        s.now,
 		desc:       s.description,
 		counter:    newEntryCounter(),
+		logger:     s.logger,
+	}
+	if c.tel, err = newTelemetry(s.meterProvider, s.tracerProvider, prefix); err != nil {
+		return nil, fmt.Errorf("cache.New: telemetry: %w", err)
 	}
 	c.replacer, _ = d.(driver.Replacer)
 	c.batch, _ = d.(driver.BatchDeleter)
@@ -160,7 +170,7 @@ func (c *Cache) expiry(ttl time.Duration) (int64, error) {
 // read fetches and decodes key's entry. A missing, expired or undecodable
 // entry is ErrMiss; expired and undecodable entries are deleted.
 func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
-	data, attrs, err := c.d.Read(ctx, name, 0, -1)
+	data, attrs, err := c.storeRead(ctx, name, 0, -1)
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
 			return header{}, nil, attrs, ErrMiss
@@ -172,6 +182,7 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, nil, attrs, derr
 		}
+		c.droppedDead(ctx, name, err)
 		return h, nil, attrs, ErrMiss
 	}
 	return h, v, attrs, nil
@@ -180,7 +191,7 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 // readHeader fetches only the header of name's entry where the store allows a
 // range read. Expired and corrupt entries are deleted and reported as ErrMiss.
 func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Attributes, error) {
-	data, attrs, err := c.d.Read(ctx, name, 0, headerReadLen)
+	data, attrs, err := c.storeRead(ctx, name, 0, headerReadLen)
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
 			return header{}, attrs, ErrMiss
@@ -192,6 +203,7 @@ func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Att
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, attrs, derr
 		}
+		c.droppedDead(ctx, name, err)
 		return h, attrs, ErrMiss
 	}
 	return h, attrs, nil
@@ -199,7 +211,7 @@ func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Att
 
 // drop deletes an entry the cache found dead (expired or corrupt).
 func (c *Cache) drop(ctx context.Context, name string) error {
-	if err := c.d.Delete(ctx, name); err != nil {
+	if err := c.storeDelete(ctx, name); err != nil {
 		return err
 	}
 	c.counter.dropped(name)
@@ -208,24 +220,36 @@ func (c *Cache) drop(ctx context.Context, name string) error {
 
 // Get returns key's value. It returns an error satisfying errors.Is(err,
 // ErrMiss) when the key has no live entry.
-func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+func (c *Cache) Get(ctx context.Context, key string) (_ []byte, err error) {
+	ctx, cl := c.begin(ctx, opGet)
+	defer func() { cl.end(ctx, err) }()
+	return c.get(ctx, key)
+}
+
+func (c *Cache) get(ctx context.Context, key string) ([]byte, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, fail("get", key, err)
 	}
 	_, v, _, err := c.read(ctx, c.objectName(key))
-	if err != nil {
-		return nil, fail("get", key, err)
+	switch {
+	case err == nil:
+		c.lookup(ctx, true)
+		return v, nil
+	case errors.Is(err, ErrMiss):
+		c.lookup(ctx, false)
 	}
-	return v, nil
+	return nil, fail("get", key, err)
 }
 
 // Has reports whether key has a live entry. It reads only the entry's header
 // where the store allows range reads.
-func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
+func (c *Cache) Has(ctx context.Context, key string) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opHas)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return false, fail("has", key, err)
 	}
-	_, _, err := c.readHeader(ctx, c.objectName(key))
+	_, _, err = c.readHeader(ctx, c.objectName(key))
 	switch {
 	case err == nil:
 		return true, nil
@@ -238,7 +262,9 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 
 // Set stores value under key for ttl (DefaultTTL for the configured default,
 // NoExpiry for ever), replacing any entry. It may first cull the cache.
-func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (err error) {
+	ctx, cl := c.begin(ctx, opSet)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.set(ctx, key, value, ttl); err != nil {
 		return fail("set", key, err)
 	}
@@ -246,6 +272,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.stats.sets.Add(1)
 	if err := c.check(ctx); err != nil {
 		return err
 	}
@@ -268,6 +295,7 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64,
 	}
 	defer e.release()
 	opts.ContentEncoding = e.contentEncoding()
+	c.countWrite(ctx, e.size())
 	if err := c.d.Write(ctx, name, e.reader(), opts); err != nil {
 		return err
 	}
@@ -286,6 +314,7 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int6
 		return err
 	}
 	defer e.release()
+	c.countWrite(ctx, e.size())
 	if err := c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
 		return err
 	}
@@ -301,8 +330,14 @@ const maxAttempts = 64
 // whether it did. The check and the write are one atomic step (a
 // create-if-absent write; an expired or corrupt entry in the way is replaced
 // with a replace-if-unchanged write where the driver has one).
-func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opAdd)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.adds.Add(1)
 	added, err := c.add(ctx, key, value, ttl)
+	if added {
+		c.stats.added.Add(1)
+	}
 	if err != nil {
 		return false, fail("add", key, err)
 	}
@@ -321,7 +356,10 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.cullIfFull(ctx); err != nil {
 		return false, err
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opAdd, name, attempt)
+		}
 		err := c.write(ctx, name, value, exp, &driver.WriteOptions{IfAbsent: true})
 		if err == nil {
 			return true, nil
@@ -330,7 +368,7 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 			return false, err
 		}
 		// Something is there: live, or dead and replaceable.
-		data, attrs, err := c.d.Read(ctx, name, 0, headerReadLen)
+		data, attrs, err := c.storeRead(ctx, name, 0, headerReadLen)
 		if errors.Is(err, driver.ErrNotFound) {
 			continue // deleted meanwhile: try creating again
 		}
@@ -360,12 +398,15 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes key's entry and reports whether a live entry was deleted.
-func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
+func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opDelete)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.deletes.Add(1)
 	if err := c.check(ctx); err != nil {
 		return false, fail("delete", key, err)
 	}
 	name := c.objectName(key)
-	_, _, err := c.readHeader(ctx, name)
+	_, _, err = c.readHeader(ctx, name)
 	if errors.Is(err, ErrMiss) {
 		return false, nil
 	}
@@ -379,7 +420,10 @@ func (c *Cache) Delete(ctx context.Context, key string) (bool, error) {
 }
 
 // Touch gives key's live entry a new expiry and reports whether there was one.
-func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opTouch)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.touches.Add(1)
 	if err := c.check(ctx); err != nil {
 		return false, fail("touch", key, err)
 	}
@@ -388,7 +432,10 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 		return false, fail("touch", key, err)
 	}
 	name := c.objectName(key)
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opTouch, name, attempt)
+		}
 		_, v, attrs, err := c.read(ctx, name)
 		if errors.Is(err, ErrMiss) {
 			return false, nil
@@ -414,7 +461,9 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (bool,
 // has no live entry, ErrNotInteger when the value is not an integer and
 // ErrOverflow when the result does not fit an int64. The update is atomic
 // across processes where the driver implements Replacer.
-func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error) {
+func (c *Cache) Incr(ctx context.Context, key string, delta int64) (_ int64, err error) {
+	ctx, cl := c.begin(ctx, opIncr)
+	defer func() { cl.end(ctx, err) }()
 	n, err := c.incr(ctx, key, delta)
 	if err != nil {
 		return 0, fail("incr", key, err)
@@ -423,7 +472,9 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (int64, error
 }
 
 // Decr subtracts delta from key's integer value; see Incr.
-func (c *Cache) Decr(ctx context.Context, key string, delta int64) (int64, error) {
+func (c *Cache) Decr(ctx context.Context, key string, delta int64) (_ int64, err error) {
+	ctx, cl := c.begin(ctx, opIncr)
+	defer func() { cl.end(ctx, err) }()
 	if delta == math.MinInt64 {
 		return 0, fail("decr", key, ErrOverflow)
 	}
@@ -435,12 +486,16 @@ func (c *Cache) Decr(ctx context.Context, key string, delta int64) (int64, error
 }
 
 func (c *Cache) incr(ctx context.Context, key string, delta int64) (int64, error) {
+	c.stats.incrs.Add(1)
 	if err := c.check(ctx); err != nil {
 		return 0, err
 	}
 	name := c.objectName(key)
 	var buf [20]byte
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opIncr, name, attempt)
+		}
 		h, v, attrs, err := c.read(ctx, name)
 		if err != nil {
 			return 0, err
@@ -471,7 +526,9 @@ const manyLimit = 16
 
 // GetMany returns the values of the keys that have live entries; missing keys
 // are absent from the map.
-func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+func (c *Cache) GetMany(ctx context.Context, keys []string) (_ map[string][]byte, err error) {
+	ctx, cl := c.begin(ctx, opGetMany)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return nil, fail("get_many", "", err)
 	}
@@ -483,11 +540,13 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 		g.Go(func() error {
 			_, v, _, err := c.read(gctx, c.objectName(key))
 			if errors.Is(err, ErrMiss) {
+				c.lookup(ctx, false)
 				return nil
 			}
 			if err != nil {
 				return fail("get_many", key, err)
 			}
+			c.lookup(ctx, true)
 			mu.Lock()
 			out[key] = v
 			mu.Unlock()
@@ -504,7 +563,9 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 // concurrently, except when the batch may fill the cache: then they run one
 // after the other in key order, so that culling removes exactly what that
 // sequence of Sets would. On error some items may have been stored.
-func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) (err error) {
+	ctx, cl := c.begin(ctx, opSetMany)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return fail("set_many", "", err)
 	}
@@ -529,7 +590,10 @@ func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 }
 
 // DeleteMany removes the keys' entries, in bulk where the driver allows.
-func (c *Cache) DeleteMany(ctx context.Context, keys []string) error {
+func (c *Cache) DeleteMany(ctx context.Context, keys []string) (err error) {
+	ctx, cl := c.begin(ctx, opDeleteMany)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.deletes.Add(int64(len(keys)))
 	if err := c.check(ctx); err != nil {
 		return fail("delete_many", "", err)
 	}
@@ -547,29 +611,42 @@ func (c *Cache) DeleteMany(ctx context.Context, keys []string) error {
 // with Add semantics and returns the value then stored (another process may
 // have added one first). Within one Cache, concurrent callers for the same key
 // share one fill call and its result; fill gets the first caller's context.
-func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
-	v, err := c.Get(ctx, key)
+func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) (_ []byte, err error) {
+	ctx, cl := c.begin(ctx, opGetOrSet)
+	defer func() { cl.end(ctx, err) }()
+	v, err := c.get(ctx, key)
 	if err == nil || !errors.Is(err, ErrMiss) {
 		return v, err
 	}
 	res, err, _ := c.flight.Do(c.objectName(key), func() (any, error) {
 		// A caller that just finished a fill may have stored the value.
-		if v, err := c.Get(ctx, key); err == nil || !errors.Is(err, ErrMiss) {
-			return v, err
+		if _, v, _, err := c.read(ctx, c.objectName(key)); err == nil || !errors.Is(err, ErrMiss) {
+			if err != nil {
+				return nil, fail("get_or_set", key, err)
+			}
+			return v, nil
 		}
 		v, err := fill(ctx)
 		if err != nil {
 			return nil, fail("get_or_set", key, err)
 		}
-		added, err := c.Add(ctx, key, v, ttl)
-		if err != nil || added {
-			return v, err
+		c.stats.adds.Add(1)
+		added, err := c.add(ctx, key, v, ttl)
+		if err != nil {
+			return nil, fail("get_or_set", key, err)
 		}
-		stored, err := c.Get(ctx, key)
-		if errors.Is(err, ErrMiss) {
+		if added {
+			c.stats.added.Add(1)
+			return v, nil
+		}
+		_, stored, _, err := c.read(ctx, c.objectName(key))
+		switch {
+		case errors.Is(err, ErrMiss):
 			return v, nil // added by another and already gone
+		case err != nil:
+			return nil, fail("get_or_set", key, err)
 		}
-		return stored, err
+		return stored, nil
 	})
 	if err != nil {
 		return nil, err
@@ -579,7 +656,10 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 }
 
 // Clear deletes every entry under the cache's location and nothing outside it.
-func (c *Cache) Clear(ctx context.Context) error {
+func (c *Cache) Clear(ctx context.Context) (err error) {
+	ctx, cl := c.begin(ctx, opClear)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.clears.Add(1)
 	if err := c.check(ctx); err != nil {
 		return fail("clear", "", err)
 	}
@@ -597,12 +677,17 @@ func (c *Cache) Clear(ctx context.Context) error {
 		return fail("clear", "", err)
 	}
 	c.counter.endListing(names, names)
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", len(names)))
+	}
 	return nil
 }
 
 // Len returns the number of entries under the cache's location, expired ones
 // included (as the store holds them until read or culled).
-func (c *Cache) Len(ctx context.Context) (int, error) {
+func (c *Cache) Len(ctx context.Context) (_ int, err error) {
+	ctx, cl := c.begin(ctx, opLen)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return 0, fail("len", "", err)
 	}
@@ -620,7 +705,9 @@ func (c *Cache) Len(ctx context.Context) (int, error) {
 
 // Cull removes entries as a full cache would, now, whatever the count, and
 // returns how many it removed.
-func (c *Cache) Cull(ctx context.Context) (int, error) {
+func (c *Cache) Cull(ctx context.Context) (_ int, err error) {
+	ctx, cl := c.begin(ctx, opCull)
+	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return 0, fail("cull", "", err)
 	}
@@ -665,6 +752,7 @@ func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
 			c.counter.abortListing()
 			return 0, err
 		}
+		c.culled(ctx, len(entries), len(victims))
 	}
 	c.counter.endListing(entryNames(entries), victims)
 	return len(victims), nil
@@ -675,7 +763,7 @@ func (c *Cache) list(ctx context.Context) ([]cull.Entry, error) {
 	var out []cull.Entry
 	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
 	for {
-		page, err := c.d.List(ctx, opts)
+		page, err := c.storeList(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -711,7 +799,7 @@ func (c *Cache) deleteNames(ctx context.Context, names []string) error {
 	if c.batch != nil {
 		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
 			g.Go(func() error {
-				if err := c.batch.DeleteBatch(gctx, chunk); err != nil {
+				if err := c.storeDeleteBatch(gctx, chunk); err != nil {
 					return err
 				}
 				c.counter.dropped(chunk...)

@@ -159,6 +159,9 @@ func (e *encodedEntry) reader() io.Reader {
 	return io.MultiReader(bytes.NewReader(e.head), bytes.NewReader(e.body))
 }
 
+// size is the entry's length in bytes.
+func (e *encodedEntry) size() int { return len(e.head) + len(e.body) }
+
 // contentEncoding is the object's Content-Encoding.
 func (e *encodedEntry) contentEncoding() string {
 	if e.buf != nil {

@@ -3,7 +3,11 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/blobcache/blobcache/cull"
 )
@@ -47,6 +51,10 @@ type settings struct {
 	gzip          bool
 	now           func() time.Time
 	description   string
+
+	logger         *slog.Logger
+	meterProvider  metric.MeterProvider
+	tracerProvider trace.TracerProvider
 }
 
 func defaultSettings() settings {

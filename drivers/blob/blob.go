@@ -152,24 +152,27 @@ func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([
 	if length >= 0 && length < n {
 		n = length
 	}
-	buf := &appendWriter{b: make([]byte, 0, n)}
-	if _, err := r.WriteTo(buf); err != nil {
+	// Read straight into a buffer of that size (the Go CDK's WriteTo would
+	// copy through a 1 MiB buffer of its own), then make sure nothing follows.
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("object shorter than its size %d: %w", r.Size(), io.ErrUnexpectedEOF)
+		}
+		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
+	}
+	var extra [1]byte
+	if k, err := r.Read(extra[:]); k > 0 || (err != nil && err != io.EOF) {
+		if err == nil {
+			err = fmt.Errorf("object longer than its size %d", r.Size())
+		}
 		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
 	}
 	attrs := driver.Attributes{Name: name, Size: r.Size(), ModTime: r.ModTime()}
 	if d.s3 != nil {
 		attrs.ETag = s3ReaderETag(r)
 	}
-	return buf.b, attrs, nil
-}
-
-// appendWriter collects bytes; unlike bytes.Buffer it has no ReadFrom, so the
-// Go CDK reader's WriteTo copies straight into it.
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
+	return buf, attrs, nil
 }
 
 func (d *Driver) readPastEnd(ctx context.Context, name string) ([]byte, driver.Attributes, error) {

@@ -1,0 +1,325 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Stats are a cache's in-process counters since it was made. They count this
+// Cache value's calls only, not other processes'.
+type Stats struct {
+	// Hits and Misses count lookups of Get, GetMany (per key) and GetOrSet.
+	Hits, Misses int64
+	// Sets, Adds, Deletes, Touches and Incrs count calls (SetMany and
+	// DeleteMany count per key); Adds counts attempts, Added the successful.
+	Sets, Adds, Added, Deletes, Touches, Incrs int64
+	// Errors counts calls that returned an error other than a miss.
+	Errors int64
+	// Culls counts culls; EntriesCulled the entries they removed.
+	Culls, EntriesCulled int64
+	// Clears counts Clear calls.
+	Clears int64
+	// Expired and Corrupt count entries found dead on read and deleted.
+	Expired, Corrupt int64
+	// Retries counts conditional writes repeated after losing a race.
+	Retries int64
+	// Requests by kind, as the driver was called: Reads, Writes (including
+	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).
+	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
+	// BytesRead and BytesWritten count entry bytes as stored (compressed
+	// when gzip is on).
+	BytesRead, BytesWritten int64
+}
+
+// stats is the atomic form of Stats.
+type stats struct {
+	hits, misses, sets, adds, added, deletes, touches, incrs, errors atomic.Int64
+	culls, entriesCulled, clears, expired, corrupt, retries          atomic.Int64
+	reads, writes, deleteRequests, batchDeletes, lists               atomic.Int64
+	bytesRead, bytesWritten                                          atomic.Int64
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		Hits: s.hits.Load(), Misses: s.misses.Load(),
+		Sets: s.sets.Load(), Adds: s.adds.Load(), Added: s.added.Load(), Deletes: s.deletes.Load(),
+		Touches: s.touches.Load(), Incrs: s.incrs.Load(), Errors: s.errors.Load(),
+		Culls: s.culls.Load(), EntriesCulled: s.entriesCulled.Load(), Clears: s.clears.Load(),
+		Expired: s.expired.Load(), Corrupt: s.corrupt.Load(), Retries: s.retries.Load(),
+		Reads: s.reads.Load(), Writes: s.writes.Load(), DeleteRequests: s.deleteRequests.Load(),
+		BatchDeletes: s.batchDeletes.Load(), Lists: s.lists.Load(),
+		BytesRead: s.bytesRead.Load(), BytesWritten: s.bytesWritten.Load(),
+	}
+}
+
+// WithLogger makes the cache log culls, clears, dropped corrupt entries and
+// retries to l, with structured fields; never values or secrets. The default
+// is silent.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *settings) error {
+		s.logger = l
+		return nil
+	}
+}
+
+// WithMeterProvider makes the cache record OpenTelemetry metrics through mp:
+// blobcache.hits, blobcache.misses, blobcache.operations (by op and result),
+// blobcache.culls, blobcache.entries_culled, blobcache.bytes_read,
+// blobcache.bytes_written and the blobcache.operation.duration histogram (by
+// op). Without it (or with a nil or no-op mp) the cache records no metrics
+// and spends nothing on them.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(s *settings) error {
+		s.meterProvider = mp
+		return nil
+	}
+}
+
+// WithTracerProvider makes the cache start a span per call ("blobcache.Get",
+// ...) through tp; the driver's own spans (gocloud's, for S3) nest beneath.
+// Without it the cache starts no spans.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(s *settings) error {
+		s.tracerProvider = tp
+		return nil
+	}
+}
+
+// instrumentationName names the meter and tracer.
+const instrumentationName = "github.com/blobcache/blobcache/cache"
+
+// op is a public cache call, for metrics and spans.
+type op int
+
+const (
+	opGet op = iota
+	opHas
+	opSet
+	opAdd
+	opDelete
+	opTouch
+	opIncr
+	opGetMany
+	opSetMany
+	opDeleteMany
+	opGetOrSet
+	opClear
+	opLen
+	opCull
+	numOps
+)
+
+var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull"}
+
+// telemetry holds the OpenTelemetry instruments and prepared attribute
+// options, so that recording allocates nothing per call.
+type telemetry struct {
+	tracer                              trace.Tracer
+	hits, misses, culls, entriesCulled  metric.Int64Counter
+	bytesRead, bytesWritten, operations metric.Int64Counter
+	duration                            metric.Float64Histogram
+	spanNames                           [numOps]string
+	okOpts, errOpts                     [numOps][]metric.AddOption
+	durOpts                             [numOps][]metric.RecordOption
+	locOpts                             []metric.AddOption
+}
+
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location string) (*telemetry, error) {
+	// No-op providers are as good as none, and cheaper skipped.
+	if _, ok := mp.(metricnoop.MeterProvider); ok {
+		mp = nil
+	}
+	if _, ok := tp.(tracenoop.TracerProvider); ok {
+		tp = nil
+	}
+	if mp == nil && tp == nil {
+		return nil, nil
+	}
+	t := &telemetry{}
+	if tp != nil {
+		t.tracer = tp.Tracer(instrumentationName)
+	}
+	for o := range numOps {
+		t.spanNames[o] = "blobcache." + opNames[o]
+	}
+	if mp == nil {
+		return t, nil
+	}
+	m := mp.Meter(instrumentationName)
+	var errs []error
+	counter := func(name, desc, unit string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
+		errs = append(errs, err)
+		return c
+	}
+	t.hits = counter("blobcache.hits", "Lookups that found a live entry.", "{lookup}")
+	t.misses = counter("blobcache.misses", "Lookups that found no live entry.", "{lookup}")
+	t.operations = counter("blobcache.operations", "Cache calls, by op and result (ok or error).", "{call}")
+	t.culls = counter("blobcache.culls", "Culls of a full cache.", "{cull}")
+	t.entriesCulled = counter("blobcache.entries_culled", "Entries removed by culls.", "{entry}")
+	t.bytesRead = counter("blobcache.bytes_read", "Entry bytes read from the store.", "By")
+	t.bytesWritten = counter("blobcache.bytes_written", "Entry bytes written to the store.", "By")
+	h, err := m.Float64Histogram("blobcache.operation.duration", metric.WithDescription("Duration of cache calls, by op."), metric.WithUnit("s"))
+	errs = append(errs, err)
+	t.duration = h
+	loc := attribute.String("blobcache.location", location)
+	t.locOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(loc))}
+	for o := range numOps {
+		opAttr := attribute.String("blobcache.op", opNames[o])
+		t.okOpts[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(loc, opAttr, attribute.String("blobcache.result", "ok")))}
+		t.errOpts[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(loc, opAttr, attribute.String("blobcache.result", "error")))}
+		t.durOpts[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(loc, opAttr))}
+	}
+	return t, errors.Join(errs...)
+}
+
+// call is one public call in progress: it times the call and owns its span.
+type call struct {
+	c     *Cache
+	op    op
+	start time.Time
+	span  trace.Span
+}
+
+// begin starts telemetry for a call. With telemetry off it costs nothing.
+func (c *Cache) begin(ctx context.Context, o op) (context.Context, call) {
+	cl := call{c: c, op: o}
+	if c.tel == nil {
+		return ctx, cl
+	}
+	cl.start = time.Now()
+	if c.tel.tracer != nil {
+		ctx, cl.span = c.tel.tracer.Start(ctx, c.tel.spanNames[o], trace.WithSpanKind(trace.SpanKindClient))
+	}
+	return ctx, cl
+}
+
+// end records the call's outcome: err nil or a miss is success.
+func (cl call) end(ctx context.Context, err error) {
+	failed := err != nil && !errors.Is(err, ErrMiss)
+	if failed {
+		cl.c.stats.errors.Add(1)
+	}
+	t := cl.c.tel
+	if t == nil {
+		return
+	}
+	if t.duration != nil {
+		t.duration.Record(ctx, time.Since(cl.start).Seconds(), t.durOpts[cl.op]...)
+		if failed {
+			t.operations.Add(ctx, 1, t.errOpts[cl.op]...)
+		} else {
+			t.operations.Add(ctx, 1, t.okOpts[cl.op]...)
+		}
+	}
+	if cl.span != nil {
+		if failed {
+			cl.span.RecordError(err)
+			cl.span.SetStatus(codes.Error, err.Error())
+		}
+		cl.span.End()
+	}
+}
+
+// lookup counts a hit or a miss.
+func (c *Cache) lookup(ctx context.Context, hit bool) {
+	if hit {
+		c.stats.hits.Add(1)
+	} else {
+		c.stats.misses.Add(1)
+	}
+	if c.tel != nil && c.tel.hits != nil {
+		if hit {
+			c.tel.hits.Add(ctx, 1, c.tel.locOpts...)
+		} else {
+			c.tel.misses.Add(ctx, 1, c.tel.locOpts...)
+		}
+	}
+}
+
+// The store calls: every driver call goes through these, which count
+// requests and bytes.
+
+func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
+	c.stats.reads.Add(1)
+	data, attrs, err := c.d.Read(ctx, name, off, n)
+	c.stats.bytesRead.Add(int64(len(data)))
+	if c.tel != nil && c.tel.bytesRead != nil && len(data) > 0 {
+		c.tel.bytesRead.Add(ctx, int64(len(data)), c.tel.locOpts...)
+	}
+	return data, attrs, err
+}
+
+func (c *Cache) countWrite(ctx context.Context, n int) {
+	c.stats.writes.Add(1)
+	c.stats.bytesWritten.Add(int64(n))
+	if c.tel != nil && c.tel.bytesWritten != nil {
+		c.tel.bytesWritten.Add(ctx, int64(n), c.tel.locOpts...)
+	}
+}
+
+func (c *Cache) storeDelete(ctx context.Context, name string) error {
+	c.stats.deleteRequests.Add(1)
+	return c.d.Delete(ctx, name)
+}
+
+func (c *Cache) storeDeleteBatch(ctx context.Context, names []string) error {
+	c.stats.batchDeletes.Add(1)
+	return c.batch.DeleteBatch(ctx, names)
+}
+
+func (c *Cache) storeList(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	c.stats.lists.Add(1)
+	return c.d.List(ctx, opts)
+}
+
+// culled records a cull.
+func (c *Cache) culled(ctx context.Context, listed, removed int) {
+	c.stats.culls.Add(1)
+	c.stats.entriesCulled.Add(int64(removed))
+	if c.tel != nil && c.tel.culls != nil {
+		c.tel.culls.Add(ctx, 1, c.tel.locOpts...)
+		c.tel.entriesCulled.Add(ctx, int64(removed), c.tel.locOpts...)
+	}
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: culled",
+			slog.String("location", c.prefix), slog.Int("entries", listed), slog.Int("removed", removed),
+			slog.Int("max_entries", c.maxEntries), slog.Any("policy", c.policy))
+	}
+}
+
+// droppedDead records an expired or corrupt entry deleted on read.
+func (c *Cache) droppedDead(ctx context.Context, name string, reason error) {
+	if reason == nil {
+		c.stats.expired.Add(1)
+		return
+	}
+	c.stats.corrupt.Add(1)
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "blobcache: dropped corrupt entry",
+			slog.String("object", name), slog.String("reason", reason.Error()))
+	}
+}
+
+// retried records a conditional write repeated after a lost race.
+func (c *Cache) retried(ctx context.Context, o op, name string, attempt int) {
+	c.stats.retries.Add(1)
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "blobcache: retrying after a concurrent update",
+			slog.String("op", opNames[o]), slog.String("object", name), slog.Int("attempt", attempt))
+	}
+}
