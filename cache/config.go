@@ -40,25 +40,26 @@ type Config map[string]any
 // Configs is a whole Django CACHES setting: names to entries.
 type Configs map[string]Config
 
-// Open opens the cache called name ("default", say).
-func (cs Configs) Open(ctx context.Context, name string) (*Cache, error) {
+// Open opens the cache called name ("default", say); see OpenConfig.
+func (cs Configs) Open(ctx context.Context, name string, opts ...Option) (*Cache, error) {
 	cfg, ok := cs[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: no cache named %q in the configuration", ErrInvalidOption, name)
 	}
-	return OpenConfig(ctx, cfg)
+	return OpenConfig(ctx, cfg, opts...)
 }
 
 // secretOptions are never printed.
 var secretOptions = map[string]bool{"secret_key": true, "secret_access_key": true}
 
-// OpenConfig opens the cache cfg describes.
-func OpenConfig(ctx context.Context, cfg Config) (*Cache, error) {
+// OpenConfig opens the cache cfg describes; opts are applied after it, as in
+// Open.
+func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Cache, error) {
 	u, err := cfg.URL()
 	if err != nil {
 		return nil, err
 	}
-	return Open(ctx, u)
+	return Open(ctx, u, opts...)
 }
 
 // URL returns the cache URL equivalent to cfg, for Open. It contains the

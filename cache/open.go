@@ -36,7 +36,10 @@ import (
 // README lists them all); a parameter nobody knows is an error naming it and
 // suggesting the closest known name. OpenConfig takes the same options in
 // the shape of a Django CACHES entry.
-func Open(ctx context.Context, rawURL string) (*Cache, error) {
+//
+// opts are applied after the URL's options, for what a URL cannot carry (a
+// logger, telemetry providers, a key function, a clock).
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))
@@ -44,7 +47,7 @@ func Open(ctx context.Context, rawURL string) (*Cache, error) {
 	if u.Scheme == "" {
 		return nil, fmt.Errorf("%w: cache URL %q has no scheme (want mem://, file:///dir, s3://bucket, ...)", ErrInvalidOption, redact(u))
 	}
-	opts, rest, err := splitQuery(u.Query())
+	urlOpts, rest, err := splitQuery(u.Query())
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +63,8 @@ func Open(ctx context.Context, rawURL string) (*Cache, error) {
 		}
 		return nil, err
 	}
-	opts = append(opts, withDescription(describe(u)))
-	c, err := New(d, opts...)
+	all := append(urlOpts, withDescription(describe(u)))
+	c, err := New(d, append(all, opts...)...)
 	if err != nil {
 		d.Close()
 		return nil, err
