@@ -57,6 +57,7 @@ type Cache struct {
 	maxEntries int
 	policy     cull.Policy
 	gzip       bool
+	keys       *signingKeys // nil: entries are neither signed nor checked
 	now        func() time.Time
 	desc       string
 
@@ -101,6 +102,9 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		desc:       s.description,
 		counter:    newEntryCounter(),
 		logger:     s.logger,
+	}
+	if len(s.signingKeys) > 0 {
+		c.keys = &signingKeys{keys: s.signingKeys}
 	}
 	if c.tel, err = newTelemetry(s.meterProvider, s.tracerProvider, prefix); err != nil {
 		return nil, fmt.Errorf("cache.New: telemetry: %w", err)
@@ -177,7 +181,7 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 		}
 		return header{}, nil, attrs, err
 	}
-	h, v, err := decodeEntry(data)
+	h, v, err := decodeEntry(data, name, c.keys)
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, nil, attrs, derr
@@ -199,6 +203,9 @@ func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Att
 		return header{}, attrs, err
 	}
 	h, err := parseEntryHeader(data)
+	if err == nil {
+		err = c.keys.checkSigned(h)
+	}
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, attrs, derr
@@ -289,14 +296,15 @@ func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // write encodes and stores an entry.
 func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64, opts *driver.WriteOptions) error {
-	e, err := encodeEntry(value, exp, c.gzip)
+	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
 	if err != nil {
 		return err
 	}
 	defer e.release()
 	opts.ContentEncoding = e.contentEncoding()
-	c.countWrite(ctx, e.size())
-	if err := c.d.Write(ctx, name, e.reader(), opts); err != nil {
+	err = c.d.Write(ctx, name, e.reader(), opts)
+	c.countWrite(ctx, e.written)
+	if err != nil {
 		return err
 	}
 	c.counter.wrote(name)
@@ -309,13 +317,14 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int6
 	if c.replacer == nil {
 		return c.write(ctx, name, value, exp, &driver.WriteOptions{})
 	}
-	e, err := encodeEntry(value, exp, c.gzip)
+	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
 	if err != nil {
 		return err
 	}
 	defer e.release()
-	c.countWrite(ctx, e.size())
-	if err := c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
+	err = c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()})
+	c.countWrite(ctx, e.written)
+	if err != nil {
 		return err
 	}
 	c.counter.wrote(name)
@@ -376,6 +385,9 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 			return false, err
 		}
 		h, herr := parseEntryHeader(data)
+		if herr == nil {
+			herr = c.keys.checkSigned(h)
+		}
 		if herr == nil && !h.expired(c.now()) {
 			return false, nil
 		}

@@ -50,7 +50,7 @@ func (cs Configs) Open(ctx context.Context, name string, opts ...Option) (*Cache
 }
 
 // secretOptions are never printed.
-var secretOptions = map[string]bool{"secret_key": true, "secret_access_key": true}
+var secretOptions = map[string]bool{"secret_key": true, "secret_access_key": true, "signing_key": true}
 
 // OpenConfig opens the cache cfg describes; opts are applied after it, as in
 // Open.

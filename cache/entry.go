@@ -3,6 +3,8 @@ package cache
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,71 +13,90 @@ import (
 	"time"
 )
 
-// The stored form of an entry (integers big-endian) is a 16-byte header:
+// The stored form of an entry (integers big-endian) starts with a header:
 //
 //	offset size field
 //	0      4    magic "BCE1"
 //	4      1    format version, 1
-//	5      1    flags: bit 0 = value is gzip-compressed; other bits must be 0
-//	6      2    header length in bytes, 16 for version 1
+//	5      1    flags: bit 0 = value is gzip-compressed, bit 1 = signed;
+//	            other bits must be 0
+//	6      2    header length in bytes: 16, or 48 when signed
 //	8      8    expiry, Unix time in nanoseconds; 0 = never expires
+//	16     32   (signed only) HMAC-SHA256 over the object name, a zero byte,
+//	            the first 16 header bytes and the (uncompressed) value
 //
 // framed in one of two ways:
 //
 //   - plain (flag bit 0 clear): the header, then the value.
 //   - gzip (flag bit 0 set): one gzip member (RFC 1952) whose header has only
-//     the FEXTRA flag, with one extra subfield "BC" of length 16 holding the
-//     header, then the deflated value. The object is a valid gzip file of the
-//     value, stored with Content-Encoding: gzip; the blobcache header sits at
-//     bytes 16 to 32.
+//     the FEXTRA flag, with one extra subfield "BC" holding the header, then
+//     the deflated value. The object is a valid gzip file of the value,
+//     stored with Content-Encoding: gzip; the blobcache header starts at
+//     byte 16.
 //
 // A reader refuses an entry whose magic, version, flags, header length or
 // framing it does not know; such an entry is a miss and is deleted.
 const (
 	entryMagic      = "BCE1"
 	entryVersion    = 1
-	entryHeaderLen  = 16
+	baseHeaderLen   = 16
+	macLen          = sha256.Size
+	signedHeaderLen = baseHeaderLen + macLen
 	flagGzip        = 1 << 0
-	knownEntryFlags = flagGzip
+	flagSigned      = 1 << 1
+	knownEntryFlags = flagGzip | flagSigned
 
 	// gzipHeaderOffset is where the header sits in a gzip-framed entry:
 	// after gzip's 10 fixed bytes, XLEN (2) and the subfield's ID and
 	// length (4).
 	gzipHeaderOffset = 16
 	// headerReadLen is how many bytes a header-only read fetches: enough for
-	// either framing.
-	headerReadLen = gzipHeaderOffset + entryHeaderLen
+	// either framing, signed or not.
+	headerReadLen = gzipHeaderOffset + signedHeaderLen
 )
 
-// gzipExtra is the FEXTRA field of a gzip-framed entry without the header:
-// subfield ID "BC" and length 16 (little-endian, as RFC 1952 has it).
-var gzipExtra = [4]byte{'B', 'C', entryHeaderLen, 0}
+var (
+	// errCorrupt is wrapped by every entry decoding error.
+	errCorrupt = errors.New("corrupt cache entry")
+	// errForged is wrapped when a signing key is set and an entry has no
+	// MAC or a MAC no key verifies (tampered, or moved to another name).
+	errForged = errors.New("entry fails its signature check")
+)
 
-// errCorrupt is wrapped by every entry decoding error.
-var errCorrupt = errors.New("corrupt cache entry")
-
-// header is the decoded fixed part of an entry.
+// header is the decoded header of an entry.
 type header struct {
 	flags  byte
 	expiry int64 // Unix nanoseconds; 0 = never
+	mac    [macLen]byte
 }
 
 func (h header) expired(now time.Time) bool {
 	return h.expiry != 0 && now.UnixNano() >= h.expiry
 }
 
+func (h header) len() int {
+	if h.flags&flagSigned != 0 {
+		return signedHeaderLen
+	}
+	return baseHeaderLen
+}
+
 // appendHeader appends the encoded header to dst.
 func appendHeader(dst []byte, h header) []byte {
 	dst = append(dst, entryMagic...)
 	dst = append(dst, entryVersion, h.flags)
-	dst = binary.BigEndian.AppendUint16(dst, entryHeaderLen)
-	return binary.BigEndian.AppendUint64(dst, uint64(h.expiry))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(h.len()))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.expiry))
+	if h.flags&flagSigned != 0 {
+		dst = append(dst, h.mac[:]...)
+	}
+	return dst
 }
 
-// parseHeader decodes a plain 16-byte header at the start of b.
+// parseHeader decodes a header at the start of b.
 func parseHeader(b []byte) (header, error) {
-	if len(b) < entryHeaderLen {
-		return header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", errCorrupt, len(b), entryHeaderLen)
+	if len(b) < baseHeaderLen {
+		return header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", errCorrupt, len(b), baseHeaderLen)
 	}
 	if string(b[:4]) != entryMagic {
 		return header{}, fmt.Errorf("%w: bad magic %q", errCorrupt, b[:4])
@@ -87,12 +108,16 @@ func parseHeader(b []byte) (header, error) {
 	if h.flags&^knownEntryFlags != 0 {
 		return header{}, fmt.Errorf("%w: unknown flags %#x", errCorrupt, h.flags)
 	}
-	if n := binary.BigEndian.Uint16(b[6:8]); n != entryHeaderLen {
-		return header{}, fmt.Errorf("%w: header length %d, want %d", errCorrupt, n, entryHeaderLen)
+	if n := int(binary.BigEndian.Uint16(b[6:8])); n != h.len() {
+		return header{}, fmt.Errorf("%w: header length %d, want %d", errCorrupt, n, h.len())
+	}
+	if len(b) < h.len() {
+		return header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", errCorrupt, len(b), h.len())
 	}
 	if h.expiry < 0 {
 		return header{}, fmt.Errorf("%w: negative expiry", errCorrupt)
 	}
+	copy(h.mac[:], b[baseHeaderLen:h.len()])
 	return h, nil
 }
 
@@ -100,7 +125,7 @@ func parseHeader(b []byte) (header, error) {
 func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 // parseEntryHeader decodes the header of an entry in either framing from its
-// first bytes (at least headerReadLen for a gzip-framed entry).
+// first bytes (at least headerReadLen, or the whole entry if shorter).
 func parseEntryHeader(b []byte) (header, error) {
 	if !isGzip(b) {
 		h, err := parseHeader(b)
@@ -109,100 +134,260 @@ func parseEntryHeader(b []byte) (header, error) {
 		}
 		return h, err
 	}
-	if len(b) < headerReadLen {
+	if len(b) < gzipHeaderOffset+baseHeaderLen {
 		return header{}, fmt.Errorf("%w: %d bytes, shorter than a gzip entry's header", errCorrupt, len(b))
 	}
-	// Method deflate, flags FEXTRA only, XLEN 20, one subfield "BC" of 16.
-	if b[2] != 8 || b[3] != 0x04 || binary.LittleEndian.Uint16(b[10:12]) != 4+entryHeaderLen ||
-		[4]byte(b[12:16]) != gzipExtra {
+	// Method deflate, flags FEXTRA only, one subfield "BC" filling XLEN.
+	sublen := int(binary.LittleEndian.Uint16(b[14:16]))
+	if b[2] != 8 || b[3] != 0x04 || int(binary.LittleEndian.Uint16(b[10:12])) != 4+sublen ||
+		b[12] != 'B' || b[13] != 'C' {
 		return header{}, fmt.Errorf("%w: gzip stream without a blobcache header", errCorrupt)
 	}
 	h, err := parseHeader(b[gzipHeaderOffset:])
-	if err == nil && h.flags&flagGzip == 0 {
+	switch {
+	case err != nil:
+		return header{}, err
+	case h.flags&flagGzip == 0:
 		return header{}, fmt.Errorf("%w: gzip entry without the gzip flag", errCorrupt)
+	case sublen != h.len():
+		return header{}, fmt.Errorf("%w: gzip extra field of %d bytes for a %d-byte header", errCorrupt, sublen, h.len())
 	}
-	return h, err
+	return h, nil
 }
 
 // decodeEntry returns a stored entry's header and value, decompressing the
-// value when needed. A plain entry's value aliases b.
-func decodeEntry(b []byte) (header, []byte, error) {
+// value when needed, and, when keys is not nil, checks that the entry is
+// signed by one of them for this object name. A plain entry's value aliases
+// b.
+func decodeEntry(b []byte, name string, keys *signingKeys) (header, []byte, error) {
 	h, err := parseEntryHeader(b)
 	if err != nil {
 		return h, nil, err
 	}
+	var v []byte
 	if h.flags&flagGzip == 0 {
-		return h, b[entryHeaderLen:], nil
-	}
-	v, err := gunzip(b)
-	if err != nil {
+		v = b[h.len():]
+	} else if v, err = gunzip(b); err != nil {
 		return h, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	if err := keys.verify(name, h, v); err != nil {
+		return h, nil, err
 	}
 	return h, v, nil
 }
 
-// encodedEntry is an entry ready to write: head and body are written one
-// after the other, so a plain value is never copied.
-type encodedEntry struct {
-	headBuf [entryHeaderLen]byte
-	head    []byte // headBuf for a plain entry; empty for a gzip one
-	body    []byte
-	// buf holds the gzip member, returned to the pool by release.
-	buf *bytes.Buffer
+// signingKeys sign entries with the first key and accept any of them.
+type signingKeys struct {
+	keys [][]byte
 }
 
-// reader returns the entry's bytes as one stream.
-func (e *encodedEntry) reader() io.Reader {
-	if len(e.head) == 0 {
-		return bytes.NewReader(e.body)
+// entryMAC computes an entry's MAC with key.
+func entryMAC(key []byte, name string, h header, value []byte) [macLen]byte {
+	var base [baseHeaderLen]byte
+	// The MAC covers the first 16 header bytes as stored: signed flag set,
+	// header length 48; appendHeader writes them when given no MAC field.
+	appendHeader(base[:0], header{flags: h.flags | flagSigned, expiry: h.expiry})
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write(base[:])
+	m.Write(value)
+	var out [macLen]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// verify checks an entry against the keys; nil keys accept everything.
+func (k *signingKeys) verify(name string, h header, value []byte) error {
+	if k == nil {
+		return nil
 	}
-	return io.MultiReader(bytes.NewReader(e.head), bytes.NewReader(e.body))
+	if h.flags&flagSigned == 0 {
+		return fmt.Errorf("%w: not signed", errForged)
+	}
+	for _, key := range k.keys {
+		want := entryMAC(key, name, h, value)
+		if hmac.Equal(want[:], h.mac[:]) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no signing key verifies it", errForged)
 }
 
-// size is the entry's length in bytes.
-func (e *encodedEntry) size() int { return len(e.head) + len(e.body) }
+// checkSigned is the header-only check: with keys set, an unsigned entry is
+// forged. (The MAC itself needs the value to verify.)
+func (k *signingKeys) checkSigned(h header) error {
+	if k != nil && h.flags&flagSigned == 0 {
+		return fmt.Errorf("%w: not signed", errForged)
+	}
+	return nil
+}
+
+// encodedEntry is an entry ready to write, and the reader the driver gets
+// for it. A plain entry is read as the header followed by the value, straight
+// from the caller's slice: the value is never copied. A gzip entry is
+// compressed as it is read, a chunk at a time, so that no buffer of the
+// compressed entry's size is ever allocated.
+type encodedEntry struct {
+	headBuf [signedHeaderLen]byte
+	// head and body are what remains to be read of a plain entry; for a gzip
+	// entry body is the part of the value not yet compressed.
+	head, body []byte
+	// written counts the bytes read from the entry so far.
+	written int64
+
+	gz       bool
+	extraBuf [4 + signedHeaderLen]byte // the gzip header's FEXTRA
+	zw       *gzip.Writer              // pooled; compresses into out
+	out      *bytes.Buffer             // pooled; compressed bytes not yet read
+	done     bool                      // the gzip stream is complete
+	err      error                     // a compression error, returned by every later read
+}
+
+// gzipChunk is how much of the value is compressed at a time.
+const gzipChunk = 64 << 10
+
+// reader returns the entry's bytes as one stream. It is the entry itself: an
+// io.Reader and io.WriterTo, so that io.Copy writes a plain entry without a
+// buffer. A Read returns header and value together when p has room, so a
+// small plain entry is one write for a driver copying with a buffer.
+func (e *encodedEntry) reader() io.Reader { return e }
 
 // contentEncoding is the object's Content-Encoding.
 func (e *encodedEntry) contentEncoding() string {
-	if e.buf != nil {
+	if e.gz {
 		return "gzip"
 	}
 	return ""
 }
 
-// release returns pooled memory; the entry must not be used afterwards.
-func (e *encodedEntry) release() {
-	if e.buf != nil && e.buf.Cap() <= maxPooledBuffer {
-		e.buf.Reset()
-		gzipBuffers.Put(e.buf)
+// Read implements io.Reader.
+func (e *encodedEntry) Read(p []byte) (int, error) {
+	if !e.gz {
+		if len(e.head) == 0 && len(e.body) == 0 {
+			return 0, io.EOF
+		}
+		n := copy(p, e.head)
+		e.head = e.head[n:]
+		m := copy(p[n:], e.body)
+		e.body = e.body[m:]
+		e.written += int64(n + m)
+		return n + m, nil
 	}
-	e.buf = nil
+	for e.out.Len() == 0 {
+		if err := e.compressMore(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := e.out.Read(p)
+	e.written += int64(n)
+	return n, err
 }
 
-// encodeEntry builds an entry for value with the given expiry.
-func encodeEntry(value []byte, expiry int64, compress bool) (*encodedEntry, error) {
+// WriteTo implements io.WriterTo.
+func (e *encodedEntry) WriteTo(w io.Writer) (total int64, err error) {
+	defer func() { e.written += total }()
+	if !e.gz {
+		for _, part := range []*[]byte{&e.head, &e.body} {
+			if len(*part) == 0 {
+				continue
+			}
+			n, err := w.Write(*part)
+			total += int64(n)
+			*part = (*part)[n:]
+			if err == nil && len(*part) > 0 {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
+	for {
+		if e.out.Len() > 0 {
+			n, err := w.Write(e.out.Bytes())
+			total += int64(n)
+			e.out.Next(n)
+			if err == nil && e.out.Len() > 0 {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return total, err
+			}
+		}
+		if err := e.compressMore(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+	}
+}
+
+// compressMore compresses the next chunk of the value into out, or ends the
+// stream. It returns io.EOF once the stream is complete.
+func (e *encodedEntry) compressMore() error {
+	switch {
+	case e.err != nil:
+		return e.err
+	case e.done:
+		return io.EOF
+	case len(e.body) > 0:
+		n := min(len(e.body), gzipChunk)
+		if _, err := e.zw.Write(e.body[:n]); err != nil {
+			e.err = fmt.Errorf("compress value: %w", err)
+			return e.err
+		}
+		e.body = e.body[n:]
+	default:
+		e.done = true
+		if err := e.zw.Close(); err != nil {
+			e.err = fmt.Errorf("compress value: %w", err)
+			return e.err
+		}
+	}
+	return nil
+}
+
+// release returns pooled memory once the driver is done with the entry; the
+// entry must not be used afterwards. A gzip writer is pooled again only when
+// its stream was read to the end.
+func (e *encodedEntry) release() {
+	if e.zw != nil && e.done && e.err == nil {
+		gzipWriters.Put(e.zw)
+	}
+	e.zw = nil
+	if e.out != nil && e.out.Cap() <= maxPooledBuffer {
+		e.out.Reset()
+		gzipBuffers.Put(e.out)
+	}
+	e.out = nil
+}
+
+// encodeEntry builds the entry for value with the given expiry, to be stored
+// under name, signed with the first key when keys is not nil. Compression, if
+// any, happens as the entry is read; the error is for future formats.
+func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *signingKeys) (*encodedEntry, error) {
 	e := &encodedEntry{body: value}
 	h := header{expiry: expiry}
+	if compress {
+		h.flags |= flagGzip
+	}
+	if keys != nil {
+		h.flags |= flagSigned
+		h.mac = entryMAC(keys.keys[0], name, h, value)
+	}
 	if !compress {
 		e.head = appendHeader(e.headBuf[:0], h)
 		return e, nil
 	}
-	h.flags |= flagGzip
-	extra := append(gzipExtra[:], appendHeader(e.headBuf[:0], h)...)
-	e.buf = gzipBuffers.Get().(*bytes.Buffer)
-	zw := gzipWriters.Get().(*gzip.Writer)
-	zw.Reset(e.buf)
-	zw.Header = gzip.Header{Extra: extra, OS: 255}
-	_, err := zw.Write(value)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
-	}
-	gzipWriters.Put(zw)
-	if err != nil {
-		e.release()
-		return nil, fmt.Errorf("compress value: %w", err)
-	}
-	e.body = e.buf.Bytes()
+	e.gz = true
+	// FEXTRA: subfield "BC", its length (little-endian), the header.
+	extra := append(append(e.extraBuf[:0], 'B', 'C', byte(h.len()), 0), appendHeader(e.headBuf[:0], h)...)
+	e.out = gzipBuffers.Get().(*bytes.Buffer)
+	e.zw = gzipWriters.Get().(*gzip.Writer)
+	e.zw.Reset(e.out)
+	e.zw.Header = gzip.Header{Extra: extra, OS: 255}
 	return e, nil
 }
 
@@ -216,28 +401,67 @@ var (
 		zw, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
 		return zw
 	}}
+	// gzipReaders holds *gzip.Reader values, whose decompressor state (about
+	// 40 KiB) would otherwise be allocated by every read of a gzip entry.
+	gzipReaders sync.Pool
 )
 
 // maxDecompressedSize bounds a decompressed value, so a small hostile entry
 // cannot expand into unbounded memory (a "zip bomb").
 const maxDecompressedSize = 1 << 34
 
+// maxDeflateRatio is the most a deflate stream can expand (about 1032:1).
+const maxDeflateRatio = 1032
+
+// gunzip decompresses the single gzip member b into a slice allocated once:
+// its size is the member's ISIZE trailer (the length modulo 2^32), trusted
+// only as far as b could possibly expand. The stream's CRC and length are
+// checked; anything after the member is an error.
 func gunzip(b []byte) ([]byte, error) {
 	br := bytes.NewReader(b)
-	zr, err := gzip.NewReader(br)
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(br)
+	} else {
+		err = zr.Reset(br)
+	}
 	if err != nil {
 		return nil, err
 	}
+	defer gzipReaders.Put(zr)
 	zr.Multistream(false)
-	var out bytes.Buffer
-	// Compressed values usually shrink 2-10x; start near the likely size.
-	out.Grow(min(len(b)*4, 64<<20))
-	n, err := io.Copy(&out, io.LimitReader(zr, maxDecompressedSize+1))
-	if err != nil {
-		return nil, err
+	hint := 0
+	if len(b) >= 4 {
+		hint = int(min(uint64(binary.LittleEndian.Uint32(b[len(b)-4:])),
+			uint64(len(b))*maxDeflateRatio, maxDecompressedSize))
 	}
-	if n > maxDecompressedSize {
-		return nil, errors.New("decompressed value too large")
+	out := make([]byte, 0, hint)
+	for {
+		if len(out) == cap(out) {
+			// Full, as expected at the end: see whether anything follows
+			// before growing.
+			var probe [1]byte
+			n, err := io.ReadFull(zr, probe[:])
+			if n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, probe[0])
+		}
+		n, err := zr.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if len(out) > maxDecompressedSize {
+			return nil, errors.New("decompressed value too large")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if err := zr.Close(); err != nil {
 		return nil, err
@@ -245,5 +469,5 @@ func gunzip(b []byte) ([]byte, error) {
 	if br.Len() != 0 {
 		return nil, fmt.Errorf("%d bytes after the gzip member", br.Len())
 	}
-	return out.Bytes(), nil
+	return out, nil
 }

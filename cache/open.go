@@ -133,6 +133,13 @@ var cacheOptions = map[string]func(string) (Option, error){
 		}
 		return WithVersion(n), nil
 	},
+	"signing_key": func(v string) (Option, error) {
+		var keys [][]byte
+		for k := range strings.SplitSeq(v, ",") {
+			keys = append(keys, []byte(k))
+		}
+		return WithSigningKeys(keys...), nil
+	},
 	"is_gzipped": func(v string) (Option, error) {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -198,7 +205,7 @@ func describe(u *url.URL) string {
 	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
 	q := url.Values{}
 	for name, vals := range u.Query() {
-		if _, ok := cacheOptions[strings.ToLower(name)]; ok {
+		if _, ok := cacheOptions[strings.ToLower(name)]; ok && !secretOptions[strings.ToLower(name)] {
 			q[name] = vals
 		}
 	}

@@ -52,6 +52,7 @@ type settings struct {
 	now           func() time.Time
 	description   string
 
+	signingKeys    [][]byte
 	logger         *slog.Logger
 	meterProvider  metric.MeterProvider
 	tracerProvider trace.TracerProvider
@@ -170,6 +171,28 @@ func WithKeyFunc(f KeyFunc) Option {
 func WithGzip(on bool) Option {
 	return func(s *settings) error {
 		s.gzip = on
+		return nil
+	}
+}
+
+// WithSigningKeys makes entries tamper-evident: every entry written carries an
+// HMAC-SHA256, made with keys[0], over its object name, header and value; an
+// entry read must carry a MAC that one of keys verifies, or it is a miss, is
+// deleted and is counted (Stats.Forged). List old keys after the new one to
+// rotate: entries signed with an old key stay readable until rewritten. Keys
+// should be at least 32 random bytes. Without keys, entries are not signed
+// and signatures are not checked.
+func WithSigningKeys(keys ...[]byte) Option {
+	return func(s *settings) error {
+		if len(keys) == 0 {
+			return optionError("signing_key", "no key given")
+		}
+		for i, k := range keys {
+			if len(k) == 0 {
+				return optionError("signing_key", "key %d is empty", i+1)
+			}
+		}
+		s.signingKeys = keys
 		return nil
 	}
 }

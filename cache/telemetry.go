@@ -31,8 +31,9 @@ type Stats struct {
 	Culls, EntriesCulled int64
 	// Clears counts Clear calls.
 	Clears int64
-	// Expired and Corrupt count entries found dead on read and deleted.
-	Expired, Corrupt int64
+	// Expired, Corrupt and Forged count entries found dead on read and
+	// deleted; Forged are those failing the signature check (WithSigningKeys).
+	Expired, Corrupt, Forged int64
 	// Retries counts conditional writes repeated after losing a race.
 	Retries int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
@@ -46,7 +47,7 @@ type Stats struct {
 // stats is the atomic form of Stats.
 type stats struct {
 	hits, misses, sets, adds, added, deletes, touches, incrs, errors atomic.Int64
-	culls, entriesCulled, clears, expired, corrupt, retries          atomic.Int64
+	culls, entriesCulled, clears, expired, corrupt, forged, retries  atomic.Int64
 	reads, writes, deleteRequests, batchDeletes, lists               atomic.Int64
 	bytesRead, bytesWritten                                          atomic.Int64
 }
@@ -59,7 +60,7 @@ func (c *Cache) Stats() Stats {
 		Sets: s.sets.Load(), Adds: s.adds.Load(), Added: s.added.Load(), Deletes: s.deletes.Load(),
 		Touches: s.touches.Load(), Incrs: s.incrs.Load(), Errors: s.errors.Load(),
 		Culls: s.culls.Load(), EntriesCulled: s.entriesCulled.Load(), Clears: s.clears.Load(),
-		Expired: s.expired.Load(), Corrupt: s.corrupt.Load(), Retries: s.retries.Load(),
+		Expired: s.expired.Load(), Corrupt: s.corrupt.Load(), Forged: s.forged.Load(), Retries: s.retries.Load(),
 		Reads: s.reads.Load(), Writes: s.writes.Load(), DeleteRequests: s.deleteRequests.Load(),
 		BatchDeletes: s.batchDeletes.Load(), Lists: s.lists.Load(),
 		BytesRead: s.bytesRead.Load(), BytesWritten: s.bytesWritten.Load(),
@@ -264,11 +265,11 @@ func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byt
 	return data, attrs, err
 }
 
-func (c *Cache) countWrite(ctx context.Context, n int) {
+func (c *Cache) countWrite(ctx context.Context, n int64) {
 	c.stats.writes.Add(1)
-	c.stats.bytesWritten.Add(int64(n))
+	c.stats.bytesWritten.Add(n)
 	if c.tel != nil && c.tel.bytesWritten != nil {
-		c.tel.bytesWritten.Add(ctx, int64(n), c.tel.locOpts...)
+		c.tel.bytesWritten.Add(ctx, n, c.tel.locOpts...)
 	}
 }
 
@@ -308,10 +309,15 @@ func (c *Cache) droppedDead(ctx context.Context, name string, reason error) {
 		c.stats.expired.Add(1)
 		return
 	}
-	c.stats.corrupt.Add(1)
+	msg := "blobcache: dropped corrupt entry"
+	if errors.Is(reason, errForged) {
+		c.stats.forged.Add(1)
+		msg = "blobcache: dropped entry failing its signature check"
+	} else {
+		c.stats.corrupt.Add(1)
+	}
 	if c.logger != nil {
-		c.logger.LogAttrs(ctx, slog.LevelWarn, "blobcache: dropped corrupt entry",
-			slog.String("object", name), slog.String("reason", reason.Error()))
+		c.logger.LogAttrs(ctx, slog.LevelWarn, msg, slog.String("object", name), slog.String("reason", reason.Error()))
 	}
 }
 
