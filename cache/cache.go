@@ -677,20 +677,12 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	c.counter.beginListing()
-	entries, err := c.list(ctx)
+	_, removed, err := c.sweep(ctx, entryNames)
 	if err != nil {
-		c.counter.abortListing()
 		return fail("clear", "", err)
 	}
-	names := entryNames(entries)
-	if err := c.deleteNames(ctx, names); err != nil {
-		c.counter.abortListing()
-		return fail("clear", "", err)
-	}
-	c.counter.endListing(names, names)
 	if c.logger != nil {
-		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", len(names)))
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", len(removed)))
 	}
 	return nil
 }
@@ -705,14 +697,11 @@ func (c *Cache) Len(ctx context.Context) (_ int, err error) {
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	c.counter.beginListing()
-	entries, err := c.list(ctx)
+	n, _, err := c.sweep(ctx, func([]cull.Entry) []string { return nil })
 	if err != nil {
-		c.counter.abortListing()
 		return 0, fail("len", "", err)
 	}
-	c.counter.endListing(entryNames(entries), nil)
-	return len(entries), nil
+	return n, nil
 }
 
 // Cull removes entries as a full cache would, now, whatever the count, and
@@ -751,23 +740,39 @@ func (c *Cache) cullIfFull(ctx context.Context) error {
 // listAndCull lists the location and culls when it holds at least limit
 // entries. The caller holds counter.listMu.
 func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
+	listed, victims, err := c.sweep(ctx, func(entries []cull.Entry) []string {
+		if len(entries) >= limit && len(entries) > 0 {
+			return c.policy.Cull(entries)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(victims) > 0 {
+		c.culled(ctx, listed, len(victims))
+	}
+	return len(victims), nil
+}
+
+// sweep lists the location, deletes the entries choose picks from the
+// listing, and brings the entry counter up to date. It returns how many
+// entries were listed and the names deleted. The caller holds
+// counter.listMu.
+func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (int, []string, error) {
 	c.counter.beginListing()
 	entries, err := c.list(ctx)
 	if err != nil {
 		c.counter.abortListing()
-		return 0, err
+		return 0, nil, err
 	}
-	var victims []string
-	if len(entries) >= limit && len(entries) > 0 {
-		victims = c.policy.Cull(entries)
-		if err := c.deleteNames(ctx, victims); err != nil {
-			c.counter.abortListing()
-			return 0, err
-		}
-		c.culled(ctx, len(entries), len(victims))
+	victims := choose(entries)
+	if err := c.deleteNames(ctx, victims); err != nil {
+		c.counter.abortListing()
+		return 0, nil, err
 	}
 	c.counter.endListing(entryNames(entries), victims)
-	return len(victims), nil
+	return len(entries), victims, nil
 }
 
 // list returns every object under the location, in name order.
