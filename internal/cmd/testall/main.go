@@ -23,19 +23,69 @@
 //     (about 5 minutes the first time; MinIO never enters our go.mod).
 //  2. Start it on free 127.0.0.1 ports with random credentials and a temporary
 //     data directory, and wait for /minio/health/live and /minio/health/ready.
-//  3. Run go test with BLOBCACHE_S3_ENDPOINT, BLOBCACHE_S3_ACCESS_KEY,
-//     BLOBCACHE_S3_SECRET_KEY and BLOBCACHE_S3_REGION set.
+//  3. Run go test -json with BLOBCACHE_S3_ENDPOINT, BLOBCACHE_S3_ACCESS_KEY,
+//     BLOBCACHE_S3_SECRET_KEY and BLOBCACHE_S3_REGION set, and report its
+//     events (see Output).
 //  4. Stop MinIO and remove the temporary directory, also on failure or
-//     Ctrl-C, and exit with go test's exit code.
+//     Ctrl-C, print the closing line of counts, and exit: with go test's
+//     exit code when it is not 0, else 1 if a test or a package failed
+//     (build failures included), else 0.
+//
+// # Output
+//
+// The runner reads go test's event stream (go doc test2json) and prints, as
+// packages finish (their events interleave):
+//
+//   - go test's own line per package: "ok  \tpkg\t12.3s", "FAIL\tpkg\t...",
+//     "FAIL\tpkg [build failed]" or "?   \tpkg\t[no test files]"; build
+//     errors and lines of go test's that are not events, as they come;
+//   - when a top-level test fails, its output and that of its subtests that
+//     did not pass or skip (the output of passing and skipped subtests is
+//     left out, as go test does), including panics and race reports;
+//   - when a package fails, the output it has not shown yet: output outside
+//     any test (a panic in TestMain, a race or a timeout), of tests that
+//     never finished, and output that came after its test passed;
+//   - "SKIP pkg Test: reason" for each skipped top-level test and for a
+//     subtest skipped for a reason that names MinIO or S3 (the reason is the
+//     test's last log line, cut to one line; further subtests of the same
+//     top-level test skipped for the same reason are counted), and per
+//     package a count of the other skipped subtests by reason, such as a
+//     driver lacking an optional interface.
+//
+// Package paths in the runner's own lines are relative to the module. After
+// the run comes a summary section, "== testall summary ==", with
+//
+//   - per package that has a top-level TestConformance or TestCrossDriver, a
+//     "conformance" line counting the suite's leaf subtests passed, failed
+//     and skipped, in all and per child of the suite (Driver and Cache; or
+//     the drivers compared), so that one sees it ran on mem, file and MinIO;
+//   - the skips again, "skipped" lines;
+//   - "failed" lines: the failed top-level tests, those that did not finish,
+//     and packages that failed to build or failed outside any test;
+//   - "packages N ok, N failed, N with no test files".
+//
+// The last line the runner prints is alone on its line:
+//
+//	412 passed, 0 failed, 3 skipped
+//
+// counting each pass, fail and skip event of a test or subtest, parents as
+// well as leaves (with -count=N, each run); a test that started but never
+// finished in a failed package counts as failed.
+//
+// With -v, every output line is printed as it comes, as go test -v does,
+// before the same skips and summary. With -json, go test's events are
+// printed as they are, with no summary and no closing line.
 //
 // To use your own MinIO or S3 instead, set BLOBCACHE_S3_ENDPOINT (and the
-// other BLOBCACHE_S3_* variables): steps 1, 2 and 4 are skipped.
+// other BLOBCACHE_S3_* variables): MinIO is then neither installed, started
+// nor stopped.
 //
 // The race detector needs cgo (a C compiler). When cgo is off, -race is
 // dropped with a warning, except with CI=true, where go test then fails.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -44,6 +94,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -51,6 +102,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -63,18 +115,27 @@ const (
 	stopGrace    = 10 * time.Second
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	code, closing := run(os.Args[1:])
+	if closing != "" {
+		// After MinIO has stopped: nothing may follow this line.
+		fmt.Println(closing)
+	}
+	os.Exit(code)
+}
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "testall: "+format+"\n", args...) }
 
-func run(args []string) int {
+// run runs the tests and returns the exit code and the closing line of
+// counts ("" when go test did not run or printed its own -json output).
+func run(args []string) (code int, closing string) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	env, err := goEnv("GOBIN", "GOPATH", "GOFLAGS", "GOEXE", "CGO_ENABLED")
+	env, err := goEnv("GOBIN", "GOPATH", "GOFLAGS", "GOEXE", "CGO_ENABLED", "GOMOD")
 	if err != nil {
 		logf("%v", err)
-		return 1
+		return 1, ""
 	}
 	race := env["CGO_ENABLED"] == "1" || os.Getenv("CI") == "true"
 	if !race {
@@ -91,14 +152,14 @@ func run(args []string) int {
 		tmp, err := os.MkdirTemp("", "blobcache-testall-")
 		if err != nil {
 			logf("%v", err)
-			return 1
+			return 1, ""
 		}
 		defer os.RemoveAll(tmp)
 
 		bin, err := findOrInstallMinIO(ctx, env, tmp)
 		if err != nil {
 			logf("%v", err)
-			return 1
+			return 1, ""
 		}
 		srv, err := startMinIO(ctx, bin, tmp)
 		if srv != nil {
@@ -106,7 +167,7 @@ func run(args []string) int {
 		}
 		if err != nil {
 			logf("%v", err)
-			return 1
+			return 1, ""
 		}
 		testEnv = append(testEnv,
 			"BLOBCACHE_S3_ENDPOINT="+srv.endpoint,
@@ -117,10 +178,39 @@ func run(args []string) int {
 	}
 
 	targs := testArgs(args, race)
+	flags, _, _, _ := splitArgs(args)
+	_, userJSON := flags["json"]
+	if !userJSON {
+		targs = slices.Insert(targs, 1, "-json")
+	}
 	logf("go %s", strings.Join(targs, " "))
 	cmd := exec.CommandContext(ctx, "go", targs...)
 	cmd.Env = testEnv
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	var (
+		rep      *reporter
+		pw       *io.PipeWriter
+		readDone = make(chan struct{})
+	)
+	if !userJSON {
+		rep = newReporter(os.Stdout, modulePath(env["GOMOD"]), boolFlag(args, "v"))
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		cmd.Stdout = pw
+		go func() {
+			defer close(readDone)
+			br := bufio.NewReader(pr)
+			for {
+				line, err := br.ReadBytes('\n')
+				if len(line) > 0 {
+					rep.line(line)
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
 	// On Ctrl-C or SIGTERM, interrupt go test and the test binaries it runs.
 	ownGroup(cmd)
 	cmd.Cancel = func() error { return signalGroup(cmd, syscall.SIGINT) }
@@ -130,17 +220,45 @@ func run(args []string) int {
 	if ctx.Err() != nil && cmd.Process != nil {
 		signalGroup(cmd, syscall.SIGKILL) // whatever outlived the interrupt
 	}
+	if pw != nil {
+		pw.Close()
+		<-readDone
+	}
 	logf("tests took %s", time.Since(start).Round(100*time.Millisecond))
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:
-		return 0
 	case errors.As(err, &exitErr) && exitErr.ExitCode() > 0:
-		return exitErr.ExitCode()
+		code = exitErr.ExitCode()
 	default:
 		logf("go test: %v", err)
-		return 1
+		code = 1
 	}
+	if rep == nil {
+		return code, ""
+	}
+	rep.finish()
+	if code == 0 && rep.anyFailed() {
+		code = 1
+	}
+	return code, rep.closing()
+}
+
+// modulePath returns the module path declared in the go.mod file gomod, or
+// "" if there is none.
+func modulePath(gomod string) string {
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module")
+		if ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			rest, _, _ = strings.Cut(rest, "//")
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
 }
 
 // goEnv returns the named go env variables.
@@ -335,13 +453,11 @@ var boolFlags = map[string]bool{
 	"work": true, "x": true,
 }
 
-// testArgs builds go test's arguments: the defaults -race (if race),
-// -count=1 and -timeout=25m unless args set those flags, then args, with
-// ./... unless args name packages. Arguments from -args on go to the test
-// binaries as they are.
-func testArgs(args []string, race bool) []string {
-	set := map[string]bool{}
-	var flags, pkgs, rest []string
+// splitArgs splits the runner's arguments into go test flags (with their
+// values), packages, and everything from -args on. set maps each flag's name,
+// without "test.", to its value ("true" for a bare bool flag).
+func splitArgs(args []string) (set map[string]string, flags, pkgs, rest []string) {
+	set = map[string]string{}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "-args" || a == "--args" {
@@ -352,23 +468,44 @@ func testArgs(args []string, race bool) []string {
 			pkgs = append(pkgs, a)
 			continue
 		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		name = strings.TrimPrefix(name, "test.")
-		set[name] = true
 		flags = append(flags, a)
-		if !hasValue && !boolFlags[name] && i+1 < len(args) {
+		switch {
+		case hasValue:
+		case boolFlags[name]:
+			value = "true"
+		case i+1 < len(args):
 			i++
-			flags = append(flags, args[i])
+			value = args[i]
+			flags = append(flags, value)
 		}
+		set[name] = value
 	}
+	return set, flags, pkgs, rest
+}
+
+// boolFlag reports whether args turn on the bool flag name.
+func boolFlag(args []string, name string) bool {
+	set, _, _, _ := splitArgs(args)
+	v, ok := set[name]
+	return ok && v != "false" && v != "0" && v != "f" && v != "F" && v != "FALSE" && v != "False"
+}
+
+// testArgs builds go test's arguments: the defaults -race (if race),
+// -count=1 and -timeout=25m unless args set those flags, then args, with
+// ./... unless args name packages. Arguments from -args on go to the test
+// binaries as they are.
+func testArgs(args []string, race bool) []string {
+	set, flags, pkgs, rest := splitArgs(args)
 	out := []string{"test"}
-	if race && !set["race"] {
+	if _, ok := set["race"]; race && !ok {
 		out = append(out, "-race")
 	}
-	if !set["count"] {
+	if _, ok := set["count"]; !ok {
 		out = append(out, "-count=1")
 	}
-	if !set["timeout"] {
+	if _, ok := set["timeout"]; !ok {
 		out = append(out, "-timeout=25m")
 	}
 	out = append(out, flags...)
