@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blobcache/blobcache/cache"
+)
+
+// flagValues are the values of the commands' own flags.
+type flagValues struct {
+	ttl         string // set -ttl
+	yes         bool   // clear -yes
+	concurrency int    // stats -concurrency
+	headers     bool   // stats -headers
+}
+
+// commands are the subcommands, in the order -h lists them.
+var commands = []*command{
+	{
+		name: "get", args: "KEY", minArgs: 1, maxArgs: 1,
+		summary: "print KEY's value",
+		detail: `Writes the value to standard output as stored, byte for byte (on a
+terminal a newline is added when the value does not end with one).
+A key with no live entry (absent or expired) prints a message on
+standard error and exits 1. get reads as the application does: an
+expired entry, or one that fails to decode or to verify (a wrong
+signing_key), is a miss and is deleted.`,
+		run: cmdGet,
+	},
+	{
+		name: "set", args: "[-ttl D] KEY [VALUE]", minArgs: 1, maxArgs: 2,
+		summary: "store VALUE (or standard input) under KEY",
+		detail: `Stores VALUE under KEY, replacing any entry. Without VALUE, or with
+VALUE "-", the value is read from standard input to its end. A write
+may first cull the location, as the application's writes do.`,
+		flags: func(fs *flag.FlagSet, v *flagValues) {
+			fs.StringVar(&v.ttl, "ttl", "", "time to live `D`: a Go duration (90s, 10m, 2h), seconds (300), or none for no expiry; default: the URL's timeout (300 s unless set)")
+		},
+		run: cmdSet,
+	},
+	{
+		name: "delete", args: "KEY...", minArgs: 1, maxArgs: -1,
+		summary: "delete the keys' entries",
+		detail: `Deletes each KEY's entry. A key with no entry is not an error (like
+rm -f); use has first to know.`,
+		run: cmdDelete,
+	},
+	{
+		name: "has", args: "KEY", minArgs: 1, maxArgs: 1,
+		summary: "exit 0 if KEY has a live entry, 1 if not",
+		detail: `Prints nothing when KEY has a live entry and exits 0; otherwise prints
+a message on standard error and exits 1. Reads only the entry's header.`,
+		run: cmdHas,
+	},
+	{
+		name: "len", minArgs: 0, maxArgs: 0,
+		summary: "print the number of entries",
+		detail: `Prints the number of objects under the location, expired entries
+included (the store keeps them until they are read, culled or cleared).`,
+		run: cmdLen,
+	},
+	{
+		name: "clear", args: "[-yes]", minArgs: 0, maxArgs: 0,
+		summary: "delete every entry under the location",
+		detail: `Lists the location, asks "Delete N entries ...? [y/N]" on the terminal,
+then deletes them all (in batches of 1000 where the store allows) and
+prints how many. Objects outside the location are never touched; with
+no location in the URL, that is every object in the store, and the
+question says so. Without -yes, clear refuses to run when standard input
+is not a terminal.`,
+		flags: func(fs *flag.FlagSet, v *flagValues) {
+			fs.BoolVar(&v.yes, "yes", false, "delete without asking")
+		},
+		run: cmdClear,
+	},
+	{
+		name: "cull", minArgs: 0, maxArgs: 0,
+		summary: "cull now, as a full cache would",
+		detail: `Removes the entries the URL's cull policy chooses (cull_frequency,
+default 3: a third of them; cull_policy frequency or oldest), whatever
+the count, and prints how many it removed.`,
+		run: cmdCull,
+	},
+	{
+		name: "stats", args: "[-concurrency N] [-headers=false]", minArgs: 0, maxArgs: 0,
+		summary: "print entries, bytes, expired count, oldest and newest",
+		detail: `Lists the location and reads the header of every entry (a 32-byte
+range read, never the value) to count expired entries. Prints:
+  entries      objects under the location
+  bytes        their total size as stored
+  expired      entries past their expiry, still stored until read, culled
+               or cleared
+  no expiry    entries stored with no expiry
+  not entries  objects that are not blobcache entries (unknown format)
+  oldest       earliest modification time (last write), with its age
+  newest       latest modification time
+Nothing is changed: expired entries are counted, not deleted.`,
+		flags: func(fs *flag.FlagSet, v *flagValues) {
+			fs.IntVar(&v.concurrency, "concurrency", defaultStatsConcurrency, "read `N` headers at once")
+			fs.BoolVar(&v.headers, "headers", true, "read entry headers; -headers=false only lists, faster, without the expired and no-expiry counts")
+		},
+		run: cmdStats,
+	},
+}
+
+func cmdGet(e *env, c *cache.Cache, args []string) error {
+	v, err := c.Get(e.ctx, args[0])
+	if errors.Is(err, cache.ErrMiss) {
+		return &missError{key: args[0]}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := e.stdout.Write(v); err != nil {
+		return err
+	}
+	if len(v) > 0 && v[len(v)-1] != '\n' && isTerminal(e.stdout) {
+		_, err = io.WriteString(e.stdout, "\n")
+	}
+	return err
+}
+
+func cmdSet(e *env, c *cache.Cache, args []string) error {
+	ttl, err := parseTTL(e.flags.ttl)
+	if err != nil {
+		return err
+	}
+	var value []byte
+	if len(args) == 2 && args[1] != "-" {
+		value = []byte(args[1])
+	} else {
+		if isTerminal(e.stdin) {
+			fmt.Fprintln(e.stderr, "blobcache: reading the value from standard input; end it with Ctrl-D")
+		}
+		if value, err = io.ReadAll(e.stdin); err != nil {
+			return fmt.Errorf("reading the value from standard input: %w", err)
+		}
+	}
+	return c.Set(e.ctx, args[0], value, ttl)
+}
+
+// parseTTL reads a -ttl value: "" for the default, "none" for no expiry,
+// seconds, or a Go duration.
+func parseTTL(s string) (time.Duration, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return cache.DefaultTTL, nil
+	case "none", "never":
+		return cache.NoExpiry, nil
+	}
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs <= 0 {
+			return 0, usagef("-ttl %s: want a positive number of seconds, a duration or none", s)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, usagef("-ttl %q: want a Go duration such as 90s or 10m, seconds, or none", s)
+	}
+	return d, nil
+}
+
+func cmdDelete(e *env, c *cache.Cache, args []string) error {
+	if len(args) == 1 {
+		_, err := c.Delete(e.ctx, args[0])
+		return err
+	}
+	return c.DeleteMany(e.ctx, args)
+}
+
+func cmdHas(e *env, c *cache.Cache, args []string) error {
+	ok, err := c.Has(e.ctx, args[0])
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &missError{key: args[0]}
+	}
+	return nil
+}
+
+func cmdLen(e *env, c *cache.Cache, _ []string) error {
+	n, err := c.Len(e.ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(e.stdout, n)
+	return err
+}
+
+func cmdCull(e *env, c *cache.Cache, _ []string) error {
+	n, err := c.Cull(e.ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "culled %d %s\n", n, plural(n, "entry", "entries"))
+	return err
+}
+
+func cmdClear(e *env, c *cache.Cache, _ []string) error {
+	objs, err := listAll(e, c)
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("under %q in %v", c.Location(), c)
+	if c.Location() == "" {
+		where = fmt.Sprintf("in %v: the URL has no location, so that is EVERY object in the store", c)
+	}
+	if len(objs) == 0 {
+		_, err := fmt.Fprintf(e.stdout, "nothing to clear: no entries %s\n", where)
+		return err
+	}
+	var size int64
+	for _, o := range objs {
+		size += o.Size
+	}
+	if !e.flags.yes {
+		q := fmt.Sprintf("delete %d %s (%s) %s", len(objs), plural(len(objs), "entry", "entries"), formatBytes(size), where)
+		if !isTerminal(e.stdin) {
+			return fmt.Errorf("refusing to %s without confirmation: standard input is not a terminal; pass -yes to clear anyway", q)
+		}
+		fmt.Fprintf(e.stderr, "%s%s? [y/N] ", strings.ToUpper(q[:1]), q[1:])
+		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return errors.New("aborted: nothing deleted")
+		}
+	}
+	n, err := deleteAll(e, c, objs)
+	if err != nil {
+		return fmt.Errorf("deleted %d of %d entries, then: %w", n, len(objs), err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "deleted %d %s (%s)\n", n, plural(n, "entry", "entries"), formatBytes(size))
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

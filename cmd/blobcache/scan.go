@@ -1,0 +1,270 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// defaultStatsConcurrency is how many header reads stats keeps in flight.
+const defaultStatsConcurrency = 32
+
+// deleteConcurrency is how many delete requests (batches of up to 1000 names,
+// or single deletes) clear keeps in flight.
+const deleteConcurrency = 8
+
+// listAll lists every object under the cache's location through its driver,
+// page by page, with a progress spinner counting them.
+func listAll(e *env, c *cache.Cache) ([]driver.Attributes, error) {
+	p := e.newProgress(-1, "listing")
+	var out []driver.Attributes
+	opts := &driver.ListOptions{Prefix: c.Location(), PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.Driver().List(e.ctx, opts)
+		if err != nil {
+			p.finish(false)
+			return nil, fmt.Errorf("listing %q: %w", c.Location(), err)
+		}
+		out = append(out, page.Objects...)
+		p.add(len(page.Objects))
+		if page.NextPageToken == "" {
+			p.finish(true)
+			return out, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
+}
+
+// deleteAll deletes objs through the cache's driver, in batches where it
+// has a BatchDeleter, with a progress bar. It returns how many it deleted.
+func deleteAll(e *env, c *cache.Cache, objs []driver.Attributes) (int, error) {
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	p := e.newProgress(int64(len(names)), "deleting")
+	var deleted atomic.Int64
+	g, ctx := errgroup.WithContext(e.ctx)
+	d := c.Driver()
+	if bd, ok := d.(driver.BatchDeleter); ok {
+		g.SetLimit(deleteConcurrency)
+		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
+			g.Go(func() error {
+				if err := bd.DeleteBatch(ctx, chunk); err != nil {
+					return err
+				}
+				deleted.Add(int64(len(chunk)))
+				p.add(len(chunk))
+				return nil
+			})
+		}
+	} else {
+		g.SetLimit(4 * deleteConcurrency)
+		for _, name := range names {
+			g.Go(func() error {
+				if err := d.Delete(ctx, name); err != nil {
+					return err
+				}
+				deleted.Add(1)
+				p.add(1)
+				return nil
+			})
+		}
+	}
+	err := g.Wait()
+	p.finish(err == nil)
+	return int(deleted.Load()), err
+}
+
+// Entry header layout (README, "Storage format"): magic "BCE1", format
+// version 1, flags (bit 0: gzip, bit 1: signed), header length (16, or 48
+// when signed: a MAC follows) and the expiry in Unix nanoseconds (0: never),
+// big-endian. A plain entry starts with the header; a gzip entry is a gzip
+// member whose FEXTRA subfield "BC" holds it from byte 16. The expiry is in
+// the header's first 16 bytes, so 32 bytes are enough for either framing.
+const (
+	entryHeaderLen   = 16 // the fixed part, which holds the expiry
+	signedHeaderLen  = 48
+	gzipHeaderOffset = 16
+	headerReadLen    = gzipHeaderOffset + entryHeaderLen
+	flagGzip         = 1 << 0
+	flagSigned       = 1 << 1
+)
+
+// errNotEntry marks an object that is not a blobcache entry.
+var errNotEntry = errors.New("not a blobcache entry")
+
+// parseExpiry returns the expiry (Unix ns, 0 = never) from an entry's first
+// bytes. It does not check a signed entry's MAC: that needs the key and the
+// whole value.
+func parseExpiry(b []byte) (int64, error) {
+	isGzip := len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b
+	if isGzip {
+		if len(b) < headerReadLen || b[3]&0x04 == 0 || string(b[12:14]) != "BC" {
+			return 0, errNotEntry
+		}
+		b = b[gzipHeaderOffset:]
+	}
+	if len(b) < entryHeaderLen || string(b[:4]) != "BCE1" || b[4] != 1 {
+		return 0, errNotEntry
+	}
+	flags, hlen := b[5], binary.BigEndian.Uint16(b[6:8])
+	wantLen := uint16(entryHeaderLen)
+	if flags&flagSigned != 0 {
+		wantLen = signedHeaderLen
+	}
+	if flags&^(flagGzip|flagSigned) != 0 || (flags&flagGzip != 0) != isGzip || hlen != wantLen {
+		return 0, errNotEntry
+	}
+	exp := int64(binary.BigEndian.Uint64(b[8:16]))
+	if exp < 0 {
+		return 0, errNotEntry
+	}
+	return exp, nil
+}
+
+// stats is what the stats command reports.
+type stats struct {
+	entries          int
+	bytes            int64
+	expired          int
+	noExpiry         int
+	notEntries       int
+	vanished         int // listed, then gone before its header was read
+	oldest, newest   time.Time
+	headersWereRead  bool
+	listed, examined time.Duration // how long listing and header reads took
+}
+
+func cmdStats(e *env, c *cache.Cache, _ []string) error {
+	if e.flags.concurrency < 1 {
+		return usagef("-concurrency %d: want at least 1", e.flags.concurrency)
+	}
+	start := time.Now()
+	objs, err := listAll(e, c)
+	if err != nil {
+		return err
+	}
+	s := stats{entries: len(objs), listed: time.Since(start)}
+	for _, o := range objs {
+		s.bytes += o.Size
+		if o.ModTime.IsZero() {
+			continue
+		}
+		if s.oldest.IsZero() || o.ModTime.Before(s.oldest) {
+			s.oldest = o.ModTime
+		}
+		if o.ModTime.After(s.newest) {
+			s.newest = o.ModTime
+		}
+	}
+	if e.flags.headers {
+		start = time.Now()
+		if len(objs) > 0 {
+			if err := readHeaders(e, c, objs, &s); err != nil {
+				return err
+			}
+		}
+		s.headersWereRead = true
+		s.examined = time.Since(start)
+	}
+	return printStats(e, c, &s)
+}
+
+// readHeaders reads every object's header, e.flags.concurrency at a time, and
+// counts expired, never-expiring and foreign objects.
+func readHeaders(e *env, c *cache.Cache, objs []driver.Attributes, s *stats) error {
+	p := e.newProgress(int64(len(objs)), "reading headers")
+	now := time.Now().UnixNano()
+	var expired, noExpiry, notEntries, vanished atomic.Int64
+	g, ctx := errgroup.WithContext(e.ctx)
+	g.SetLimit(e.flags.concurrency)
+	d := c.Driver()
+	for _, o := range objs {
+		g.Go(func() error {
+			defer p.add(1)
+			b, _, err := d.Read(ctx, o.Name, 0, headerReadLen)
+			if errors.Is(err, driver.ErrNotFound) {
+				vanished.Add(1)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading the header of %s: %w", o.Name, err)
+			}
+			exp, err := parseExpiry(b)
+			switch {
+			case err != nil:
+				notEntries.Add(1)
+			case exp == 0:
+				noExpiry.Add(1)
+			case exp <= now:
+				expired.Add(1)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	p.finish(err == nil)
+	s.expired, s.noExpiry = int(expired.Load()), int(noExpiry.Load())
+	s.notEntries, s.vanished = int(notEntries.Load()), int(vanished.Load())
+	return err
+}
+
+func printStats(e *env, c *cache.Cache, s *stats) error {
+	w := e.stdout
+	fmt.Fprintf(w, "cache:        %v\n", c)
+	loc := c.Location()
+	if loc == "" {
+		loc = "(none: the whole store)"
+	}
+	fmt.Fprintf(w, "location:     %s\n", loc)
+	fmt.Fprintf(w, "entries:      %d\n", s.entries)
+	fmt.Fprintf(w, "bytes:        %d (%s)\n", s.bytes, formatBytes(s.bytes))
+	if s.headersWereRead {
+		fmt.Fprintf(w, "expired:      %d\n", s.expired)
+		fmt.Fprintf(w, "no expiry:    %d\n", s.noExpiry)
+		fmt.Fprintf(w, "not entries:  %d\n", s.notEntries)
+		if s.vanished > 0 {
+			fmt.Fprintf(w, "vanished:     %d (deleted while stats ran)\n", s.vanished)
+		}
+	}
+	now := time.Now()
+	for _, t := range []struct {
+		label string
+		at    time.Time
+	}{{"oldest:", s.oldest}, {"newest:", s.newest}} {
+		if t.at.IsZero() {
+			fmt.Fprintf(w, "%-13s -\n", t.label)
+			continue
+		}
+		fmt.Fprintf(w, "%-13s %s (%s ago)\n", t.label, t.at.Local().Format(time.RFC3339), now.Sub(t.at).Round(time.Second))
+	}
+	took := s.listed.Round(time.Millisecond).String() + " listing"
+	if s.headersWereRead {
+		took += ", " + s.examined.Round(time.Millisecond).String() + " reading headers"
+	}
+	_, err := fmt.Fprintf(w, "took:         %s\n", took)
+	return err
+}
+
+// formatBytes renders n in decimal units: 999 B, 1.2 kB, 3.4 MB.
+func formatBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
