@@ -471,3 +471,36 @@ func gunzip(b []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// EntryHeaderSize is how many leading bytes of a stored entry InspectEntry
+// needs (a range read of this length fetches the header of either framing).
+const EntryHeaderSize = headerReadLen
+
+// ErrNotEntry is returned by InspectEntry for bytes that are not a blobcache
+// entry of a known format.
+var ErrNotEntry = errCorrupt
+
+// EntryInfo is what a stored entry's header says.
+type EntryInfo struct {
+	// Expiry is when the entry expires; the zero time means never.
+	Expiry time.Time
+	// Gzip is whether the value is gzip-compressed.
+	Gzip bool
+	// Signed is whether the entry carries a MAC (WithSigningKeys).
+	Signed bool
+}
+
+// InspectEntry decodes the header of a stored entry from its first bytes (at
+// least EntryHeaderSize of them, or the whole entry if it is shorter), for
+// tools that examine a store. It checks neither the value nor the MAC.
+func InspectEntry(b []byte) (EntryInfo, error) {
+	h, err := parseEntryHeader(b)
+	if err != nil {
+		return EntryInfo{}, err
+	}
+	info := EntryInfo{Gzip: h.flags&flagGzip != 0, Signed: h.flags&flagSigned != 0}
+	if h.expiry != 0 {
+		info.Expiry = time.Unix(0, h.expiry)
+	}
+	return info, nil
+}

@@ -139,3 +139,45 @@ func foreignGzip() []byte {
 	zw.Close()
 	return buf.Bytes()
 }
+
+func TestInspectEntry(t *testing.T) {
+	at := time.Unix(1_800_000_000, 5)
+	keys := &signingKeys{keys: [][]byte{[]byte("k")}}
+	for _, tc := range []struct {
+		gzip   bool
+		keys   *signingKeys
+		expiry int64
+	}{{false, nil, at.UnixNano()}, {true, nil, 0}, {false, keys, at.UnixNano()}, {true, keys, at.UnixNano()}} {
+		b := encodeAllSigned(t, []byte(strings.Repeat("value", 100)), tc.expiry, tc.gzip, tc.keys)
+		info, err := InspectEntry(b[:min(len(b), EntryHeaderSize)])
+		if err != nil {
+			t.Fatalf("gzip=%v signed=%v: %v", tc.gzip, tc.keys != nil, err)
+		}
+		want := EntryInfo{Gzip: tc.gzip, Signed: tc.keys != nil}
+		if tc.expiry != 0 {
+			want.Expiry = time.Unix(0, tc.expiry)
+		}
+		if !info.Expiry.Equal(want.Expiry) || info.Gzip != want.Gzip || info.Signed != want.Signed {
+			t.Errorf("InspectEntry = %+v, want %+v", info, want)
+		}
+	}
+	for _, bad := range [][]byte{nil, []byte("BCE1"), []byte("XXXX\x01\x00\x00\x10abcdefgh"), foreignGzip()} {
+		if _, err := InspectEntry(bad); !errors.Is(err, ErrNotEntry) {
+			t.Errorf("InspectEntry(%q) = %v, want ErrNotEntry", bad, err)
+		}
+	}
+}
+
+func encodeAllSigned(t testing.TB, value []byte, expiry int64, compress bool, keys *signingKeys) []byte {
+	t.Helper()
+	e, err := encodeEntry(value, expiry, compress, "name", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.release()
+	b, err := io.ReadAll(e.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

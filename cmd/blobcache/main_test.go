@@ -513,24 +513,3 @@ func TestFormatBytes(t *testing.T) {
 	}
 }
 
-func TestParseExpiry(t *testing.T) {
-	at := time.Unix(1_800_000_000, 5)
-	if exp, err := parseExpiry(entryBytes(at, []byte("v"))); err != nil || exp != at.UnixNano() {
-		t.Errorf("plain entry: %d, %v", exp, err)
-	}
-	signed := entryBytes(at, nil)
-	signed[5], signed[7] = 2, 48
-	signed = append(signed, make([]byte, 32)...)
-	if exp, err := parseExpiry(signed); err != nil || exp != at.UnixNano() {
-		t.Errorf("signed entry: %d, %v", exp, err)
-	}
-	signed[7] = 16 // signed, but without room for the MAC
-	if _, err := parseExpiry(signed); err == nil {
-		t.Errorf("parseExpiry accepted a signed header of length 16")
-	}
-	for _, bad := range [][]byte{nil, []byte("BCE1"), []byte("XXXX\x01\x00\x00\x10abcdefgh"), []byte("BCE1\x02\x00\x00\x10abcdefgh"), []byte("BCE1\x01\x01\x00\x10abcdefgh")} {
-		if _, err := parseExpiry(bad); err == nil {
-			t.Errorf("parseExpiry(%q) accepted a non-entry", bad)
-		}
-	}
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,53 +83,6 @@ func deleteAll(e *env, c *cache.Cache, objs []driver.Attributes) (int, error) {
 	return int(deleted.Load()), err
 }
 
-// Entry header layout (README, "Storage format"): magic "BCE1", format
-// version 1, flags (bit 0: gzip, bit 1: signed), header length (16, or 48
-// when signed: a MAC follows) and the expiry in Unix nanoseconds (0: never),
-// big-endian. A plain entry starts with the header; a gzip entry is a gzip
-// member whose FEXTRA subfield "BC" holds it from byte 16. The expiry is in
-// the header's first 16 bytes, so 32 bytes are enough for either framing.
-const (
-	entryHeaderLen   = 16 // the fixed part, which holds the expiry
-	signedHeaderLen  = 48
-	gzipHeaderOffset = 16
-	headerReadLen    = gzipHeaderOffset + entryHeaderLen
-	flagGzip         = 1 << 0
-	flagSigned       = 1 << 1
-)
-
-// errNotEntry marks an object that is not a blobcache entry.
-var errNotEntry = errors.New("not a blobcache entry")
-
-// parseExpiry returns the expiry (Unix ns, 0 = never) from an entry's first
-// bytes. It does not check a signed entry's MAC: that needs the key and the
-// whole value.
-func parseExpiry(b []byte) (int64, error) {
-	isGzip := len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b
-	if isGzip {
-		if len(b) < headerReadLen || b[3]&0x04 == 0 || string(b[12:14]) != "BC" {
-			return 0, errNotEntry
-		}
-		b = b[gzipHeaderOffset:]
-	}
-	if len(b) < entryHeaderLen || string(b[:4]) != "BCE1" || b[4] != 1 {
-		return 0, errNotEntry
-	}
-	flags, hlen := b[5], binary.BigEndian.Uint16(b[6:8])
-	wantLen := uint16(entryHeaderLen)
-	if flags&flagSigned != 0 {
-		wantLen = signedHeaderLen
-	}
-	if flags&^(flagGzip|flagSigned) != 0 || (flags&flagGzip != 0) != isGzip || hlen != wantLen {
-		return 0, errNotEntry
-	}
-	exp := int64(binary.BigEndian.Uint64(b[8:16]))
-	if exp < 0 {
-		return 0, errNotEntry
-	}
-	return exp, nil
-}
-
 // stats is what the stats command reports.
 type stats struct {
 	entries          int
@@ -183,7 +135,7 @@ func cmdStats(e *env, c *cache.Cache, _ []string) error {
 // counts expired, never-expiring and foreign objects.
 func readHeaders(e *env, c *cache.Cache, objs []driver.Attributes, s *stats) error {
 	p := e.newProgress(int64(len(objs)), "reading headers")
-	now := time.Now().UnixNano()
+	now := time.Now()
 	var expired, noExpiry, notEntries, vanished atomic.Int64
 	g, ctx := errgroup.WithContext(e.ctx)
 	g.SetLimit(e.flags.concurrency)
@@ -191,7 +143,7 @@ func readHeaders(e *env, c *cache.Cache, objs []driver.Attributes, s *stats) err
 	for _, o := range objs {
 		g.Go(func() error {
 			defer p.add(1)
-			b, _, err := d.Read(ctx, o.Name, 0, headerReadLen)
+			b, _, err := d.Read(ctx, o.Name, 0, cache.EntryHeaderSize)
 			if errors.Is(err, driver.ErrNotFound) {
 				vanished.Add(1)
 				return nil
@@ -199,13 +151,13 @@ func readHeaders(e *env, c *cache.Cache, objs []driver.Attributes, s *stats) err
 			if err != nil {
 				return fmt.Errorf("reading the header of %s: %w", o.Name, err)
 			}
-			exp, err := parseExpiry(b)
+			info, err := cache.InspectEntry(b)
 			switch {
 			case err != nil:
 				notEntries.Add(1)
-			case exp == 0:
+			case info.Expiry.IsZero():
 				noExpiry.Add(1)
-			case exp <= now:
+			case !info.Expiry.After(now):
 				expired.Add(1)
 			}
 			return nil
