@@ -512,4 +512,3 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
-
