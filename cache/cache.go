@@ -49,17 +49,20 @@ type Cache struct {
 	replacer driver.Replacer     // nil when the driver cannot replace-if-unchanged
 	batch    driver.BatchDeleter // nil when the driver has no bulk delete
 
-	prefix     string // listing prefix of the location: "" or "loc/"
-	keyPrefix  string
-	version    int
-	keyFunc    KeyFunc
-	defaultTTL time.Duration
-	maxEntries int
-	policy     cull.Policy
-	gzip       bool
-	keys       *signingKeys // nil: entries are neither signed nor checked
-	now        func() time.Time
-	desc       string
+	prefix    string // listing prefix of the location: "" or "loc/"
+	keyPrefix string
+	version   int
+	keyFunc   KeyFunc
+	// defaultKeyFunc is set when keyFunc is DefaultKeyFunc, whose made key
+	// objectName builds without allocating.
+	defaultKeyFunc bool
+	defaultTTL     time.Duration
+	maxEntries     int
+	policy         cull.Policy
+	gzip           bool
+	keys           *signingKeys // nil: entries are neither signed nor checked
+	now            func() time.Time
+	desc           string
 
 	counter *entryCounter
 	flight  singleflight.Group
@@ -88,20 +91,25 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	if s.policy == nil {
 		s.policy = cull.Frequency(s.cullFrequency)
 	}
+	defaultKeyFunc := s.keyFunc == nil
+	if defaultKeyFunc {
+		s.keyFunc = DefaultKeyFunc
+	}
 	c := &Cache{
-		d:          d,
-		prefix:     prefix,
-		keyPrefix:  s.keyPrefix,
-		version:    s.version,
-		keyFunc:    s.keyFunc,
-		defaultTTL: s.defaultTTL,
-		maxEntries: s.maxEntries,
-		policy:     s.policy,
-		gzip:       s.gzip,
-		now:        s.now,
-		desc:       s.description,
-		counter:    newEntryCounter(),
-		logger:     s.logger,
+		d:              d,
+		prefix:         prefix,
+		keyPrefix:      s.keyPrefix,
+		version:        s.version,
+		keyFunc:        s.keyFunc,
+		defaultKeyFunc: defaultKeyFunc,
+		defaultTTL:     s.defaultTTL,
+		maxEntries:     s.maxEntries,
+		policy:         s.policy,
+		gzip:           s.gzip,
+		now:            s.now,
+		desc:           s.description,
+		counter:        newEntryCounter(),
+		logger:         s.logger,
 	}
 	if len(s.signingKeys) > 0 {
 		c.keys = &signingKeys{keys: s.signingKeys}
@@ -476,7 +484,7 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (_ boo
 func (c *Cache) Incr(ctx context.Context, key string, delta int64) (_ int64, err error) {
 	ctx, cl := c.begin(ctx, opIncr)
 	defer func() { cl.end(ctx, err) }()
-	n, err := c.incr(ctx, key, delta)
+	n, err := c.incr(ctx, key, delta, false)
 	if err != nil {
 		return 0, fail("incr", key, err)
 	}
@@ -487,17 +495,16 @@ func (c *Cache) Incr(ctx context.Context, key string, delta int64) (_ int64, err
 func (c *Cache) Decr(ctx context.Context, key string, delta int64) (_ int64, err error) {
 	ctx, cl := c.begin(ctx, opIncr)
 	defer func() { cl.end(ctx, err) }()
-	if delta == math.MinInt64 {
-		return 0, fail("decr", key, ErrOverflow)
-	}
-	n, err := c.incr(ctx, key, -delta)
+	n, err := c.incr(ctx, key, delta, true)
 	if err != nil {
 		return 0, fail("decr", key, err)
 	}
 	return n, nil
 }
 
-func (c *Cache) incr(ctx context.Context, key string, delta int64) (int64, error) {
+// incr adds delta to key's value, or subtracts it when sub is set (negating
+// delta instead would overflow for math.MinInt64).
+func (c *Cache) incr(ctx context.Context, key string, delta int64, sub bool) (int64, error) {
 	c.stats.incrs.Add(1)
 	if err := c.check(ctx); err != nil {
 		return 0, err
@@ -517,7 +524,12 @@ func (c *Cache) incr(ctx context.Context, key string, delta int64) (int64, error
 			return 0, ErrNotInteger
 		}
 		sum := n + delta
-		if (delta > 0 && sum < n) || (delta < 0 && sum > n) {
+		overflow := (delta > 0 && sum < n) || (delta < 0 && sum > n)
+		if sub {
+			sum = n - delta
+			overflow = (delta > 0 && sum > n) || (delta < 0 && sum < n)
+		}
+		if overflow {
 			return 0, ErrOverflow
 		}
 		err = c.replace(ctx, name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, attrs.ETag)
@@ -626,6 +638,10 @@ func (c *Cache) DeleteMany(ctx context.Context, keys []string) (err error) {
 func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) (_ []byte, err error) {
 	ctx, cl := c.begin(ctx, opGetOrSet)
 	defer func() { cl.end(ctx, err) }()
+	// Refuse a bad TTL before fill runs, not after.
+	if _, err := c.expiry(ttl); err != nil {
+		return nil, fail("get_or_set", key, err)
+	}
 	v, err := c.get(ctx, key)
 	if err == nil || !errors.Is(err, ErrMiss) {
 		return v, err

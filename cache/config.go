@@ -169,6 +169,9 @@ func configBase(backend string, base *url.URL, location string, q url.Values) (*
 		if bucket == "" {
 			return nil, fmt.Errorf("%w: bucket_name: missing for the s3 backend", ErrInvalidOption)
 		}
+		if !isURLHost("s3", bucket) {
+			return nil, fmt.Errorf("%w: bucket_name: %q is not a bucket name", ErrInvalidOption, bucket)
+		}
 		if location != "" {
 			q.Set("location", location)
 		}
@@ -179,9 +182,19 @@ func configBase(backend string, base *url.URL, location string, q url.Values) (*
 		}
 		return &url.URL{Scheme: "file", Path: location}, nil
 	case b == "mem" || b == "memory" || b == "locmem" || strings.HasSuffix(b, ".locmemcache"):
+		if !isURLHost("mem", location) {
+			return nil, fmt.Errorf("%w: location: %q cannot name a memory store (use letters, digits, '-', '_' and '.')", ErrInvalidOption, location)
+		}
 		return &url.URL{Scheme: "mem", Host: location}, nil
 	}
 	return nil, fmt.Errorf("%w: backend: unknown backend %q (want s3, file, mem, or a url)", ErrInvalidOption, backend)
+}
+
+// isURLHost reports whether name survives as the host of a scheme:// URL,
+// as the s3 bucket and the memory store's name must.
+func isURLHost(scheme, name string) bool {
+	u, err := url.Parse((&url.URL{Scheme: scheme, Host: name}).String())
+	return err == nil && u.Host == name
 }
 
 // optionString renders a decoded JSON/YAML value as a URL parameter value.

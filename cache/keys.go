@@ -39,11 +39,28 @@ func cleanLocation(loc string) (string, error) {
 	return trimmed + "/", nil
 }
 
-// objectName is location prefix + hex(sha1(made key)).
+// objectName is location prefix + hex(sha1(made key)). It allocates only the
+// name: with the default key function the made key is built on the stack
+// (for keys up to about 200 bytes), and the name is written into one
+// allocation.
 func (c *Cache) objectName(key string) string {
-	sum := sha1.Sum([]byte(c.keyFunc(key, c.keyPrefix, c.version)))
-	buf := make([]byte, len(c.prefix)+2*sha1.Size)
-	n := copy(buf, c.prefix)
-	hex.Encode(buf[n:], sum[:])
-	return string(buf)
+	var sum [sha1.Size]byte
+	if c.defaultKeyFunc {
+		var buf [256]byte
+		b := append(buf[:0], c.keyPrefix...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(c.version), 10)
+		b = append(b, ':')
+		b = append(b, key...)
+		sum = sha1.Sum(b)
+	} else {
+		sum = sha1.Sum([]byte(c.keyFunc(key, c.keyPrefix, c.version)))
+	}
+	var digits [2 * sha1.Size]byte
+	hex.Encode(digits[:], sum[:])
+	var name strings.Builder
+	name.Grow(len(c.prefix) + len(digits))
+	name.WriteString(c.prefix)
+	name.Write(digits[:])
+	return name.String()
 }

@@ -64,7 +64,6 @@ func defaultSettings() settings {
 		cullFrequency: DefaultCullFrequency,
 		defaultTTL:    DefaultTimeout,
 		version:       DefaultVersion,
-		keyFunc:       DefaultKeyFunc,
 		now:           time.Now,
 	}
 }

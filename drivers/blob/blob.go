@@ -36,6 +36,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -119,7 +122,9 @@ func NewBase(b *gcblob.Bucket, opts ...Option) *Driver {
 func OpenURL(ctx context.Context, urlstr string, opts ...Option) (driver.Driver, error) {
 	b, err := gcblob.OpenBucket(ctx, urlstr)
 	if err != nil {
-		return nil, fmt.Errorf("blob: open bucket: %w", err)
+		// The Go CDK's errors quote the URL, whose query may hold secrets:
+		// keep the message, without them.
+		return nil, fmt.Errorf("blob: open bucket: %s", redactURLValues(err.Error(), urlstr))
 	}
 	return New(b, opts...), nil
 }
@@ -380,4 +385,33 @@ func isInvalidRange(err error) bool {
 func isConditionalConflict(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict"
+}
+
+// redactURLValues returns msg with the query of urlstr, each of its values
+// and its password replaced by REDACTED.
+func redactURLValues(msg, urlstr string) string {
+	u, err := url.Parse(urlstr)
+	if err != nil {
+		return "malformed bucket URL"
+	}
+	var secrets []string
+	if u.RawQuery != "" {
+		secrets = append(secrets, u.RawQuery)
+	}
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	if p, ok := u.User.Password(); ok {
+		secrets = append(secrets, p)
+	}
+	for i, s := range secrets {
+		// The whole query always; single values of 4 bytes or more.
+		if i == 0 && u.RawQuery != "" || len(s) >= 4 {
+			msg = strings.ReplaceAll(msg, s, "REDACTED")
+			if q := strconv.Quote(s); len(q) > 2 {
+				msg = strings.ReplaceAll(msg, q[1:len(q)-1], "REDACTED")
+			}
+		}
+	}
+	return msg
 }

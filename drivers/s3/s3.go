@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -37,6 +38,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -44,6 +46,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/blobcache/blobcache/driver"
 	blobdrv "github.com/blobcache/blobcache/drivers/blob"
 	"gocloud.dev/blob/s3blob"
@@ -330,7 +333,61 @@ func newClient(ctx context.Context, opts *Options) (*s3.Client, error) {
 		}
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		if r, ok := o.Retryer.(aws.RetryerV2); ok {
+			o.Retryer = conditionalRetryer{r}
+		}
+		o.APIOptions = append(o.APIOptions, markConditionalWrites)
 	}), nil
+}
+
+// conditionalWrite marks the context of a conditional write (If-Match or
+// If-None-Match).
+type conditionalWrite struct{}
+
+// markConditionalWrites marks the context of every conditional PutObject
+// and CompleteMultipartUpload for conditionalRetryer.
+func markConditionalWrites(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BlobcacheConditionalWrite",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			conditional := false
+			switch p := in.Parameters.(type) {
+			case *s3.PutObjectInput:
+				conditional = p.IfMatch != nil || p.IfNoneMatch != nil
+			case *s3.CompleteMultipartUploadInput:
+				conditional = p.IfMatch != nil || p.IfNoneMatch != nil
+			}
+			if conditional {
+				ctx = context.WithValue(ctx, conditionalWrite{}, true)
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+}
+
+// conditionalRetryer is the SDK's retryer, except that it retries a
+// conditional write only after an error that shows the server did not apply
+// it (throttling, a refused connection). After any other failure (an answer
+// lost to a reset connection, a 500) the write may have taken effect, and
+// its retry would then be refused with 412 because of the write itself: the
+// cache would take that for another writer's, and Incr would count twice,
+// Add report a live entry that is its own. The error is returned instead.
+type conditionalRetryer struct{ aws.RetryerV2 }
+
+var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
+
+func (r conditionalRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	if ctx.Value(conditionalWrite{}) != nil && !notApplied(opErr) {
+		return nil, errors.New("s3: not retrying a conditional write that may have taken effect")
+	}
+	return r.RetryerV2.GetRetryToken(ctx, opErr)
+}
+
+// notApplied reports whether err shows that the request was not applied.
+func notApplied(err error) bool {
+	if throttles.IsErrorThrottle(err) == aws.TrueTernary || httpStatus(err) == http.StatusServiceUnavailable {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // ensureBucket checks that the bucket exists, creating it if asked.

@@ -1,0 +1,51 @@
+package file_test
+
+import (
+	"context"
+	"testing"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+
+	"github.com/blobcache/blobcache/conformance"
+)
+
+// benchHarness is one fresh directory. Its Go CDK bucket is fileblob on
+// another fresh directory, writing no attribute side files and its
+// temporary files beside the objects, as the driver does.
+type benchHarness struct {
+	harness
+	gcdkDir string
+}
+
+func (h *benchHarness) OpenBucket(context.Context) (*blob.Bucket, error) {
+	return fileblob.OpenBucket(h.gcdkDir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+}
+
+// BenchmarkCache runs the conformance benchmarks on the file driver:
+//
+//	go test -run XXX -bench Cache -benchmem -count 5 ./drivers/file/ | tee file.txt
+//	benchstat -col /impl file.txt
+func BenchmarkCache(b *testing.B) {
+	conformance.RunBenchmarks(b, func(ctx context.Context, b *testing.B) (conformance.Harness, error) {
+		return &benchHarness{harness: harness{dir: b.TempDir()}, gcdkDir: b.TempDir()}, nil
+	})
+}
+
+// TestValueMemory measures Set and Get of a 64 MiB value on disk, gzip off
+// and on, and holds the bound: the heap never grows by 3x the value,
+// counting every byte allocated during the call (an upper bound of the peak).
+func TestValueMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB values")
+	}
+	const size = 64 << 20
+	got := conformance.ValueMemory(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+		return &harness{dir: t.TempDir()}, nil
+	}, size)
+	for what, m := range got {
+		if m.Allocated >= 3*size {
+			t.Errorf("%s allocated %.2fx the value, want under 3x", what, float64(m.Allocated)/size)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package mem_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/drivers/mem"
+)
+
+// benchHarness is one named in-memory store, emptied by Close (named stores
+// live as long as the process). Its Go CDK bucket is a memblob bucket
+// configured as the driver's (no MD5).
+type benchHarness struct{ harness }
+
+func (h *benchHarness) OpenBucket(context.Context) (*blob.Bucket, error) {
+	return memblob.OpenBucket(&memblob.Options{NoMD5: true}), nil
+}
+
+func (h *benchHarness) Close() {
+	d := mem.Open(h.name)
+	defer d.Close()
+	ctx := context.Background()
+	for {
+		p, err := d.List(ctx, &driver.ListOptions{})
+		if err != nil || len(p.Objects) == 0 {
+			return
+		}
+		names := make([]string, len(p.Objects))
+		for i, o := range p.Objects {
+			names[i] = o.Name
+		}
+		if err := d.DeleteBatch(ctx, names); err != nil {
+			return
+		}
+	}
+}
+
+var benchStores atomic.Int64
+
+func benchMaker(ctx context.Context, b *testing.B) (conformance.Harness, error) {
+	return &benchHarness{harness{name: fmt.Sprintf("bench-%d", benchStores.Add(1))}}, nil
+}
+
+// BenchmarkCache runs the conformance benchmarks on the memory driver:
+//
+//	go test -run XXX -bench Cache -benchmem -count 5 ./drivers/mem/ | tee mem.txt
+//	benchstat -col /impl mem.txt
+func BenchmarkCache(b *testing.B) {
+	conformance.RunBenchmarks(b, benchMaker)
+}
+
+// TestValueMemory measures Set and Get of a 64 MiB value in memory, gzip off
+// and on. It asserts nothing: the memory driver keeps what it stores and
+// copies it on the way in and out (see the log); the cache's own share is
+// bounded by cache.TestLargeValueCoreMemory.
+func TestValueMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB values")
+	}
+	conformance.ValueMemory(t, func(context.Context, *testing.T) (conformance.Harness, error) {
+		return &benchHarness{harness{name: fmt.Sprintf("bench-%d", benchStores.Add(1))}}, nil
+	}, 64<<20)
+}
