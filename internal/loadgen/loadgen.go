@@ -1,0 +1,589 @@
+// Package loadgen is blobcache's load generator: workers run a mix of cache
+// operations on random keys for a duration (or a number of operations) and
+// the run reports throughput, latency percentiles and store requests per
+// operation. The same workload run on the raw driver gives the cache's
+// overhead as a throughput ratio.
+//
+//	c, _ := cache.Open(ctx, "s3://bucket?...")
+//	mix, _ := loadgen.ParseMix("get=90,set=10")
+//	cmp, err := loadgen.Compare(ctx, c, loadgen.Config{Workers: 64, Duration: 30 * time.Second, Mix: mix})
+//	fmt.Print(cmp)
+//
+// A run first writes every key of the keyspace once (not measured), so that
+// gets hit. The cache run uses keys "loadgen-<n>"; the raw run uses objects
+// "loadgen-raw/<hex>" (names as long as the cache's) through the cache's own
+// driver. Compare deletes both afterwards.
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Op is an operation of a workload.
+type Op string
+
+// The operations a Mix can name.
+const (
+	Get    Op = "get"    // cache Get; raw: Read
+	Set    Op = "set"    // cache Set; raw: Write
+	Add    Op = "add"    // cache Add; raw: IfAbsent Write
+	Has    Op = "has"    // cache Has; raw: range Read of the header
+	Delete Op = "delete" // cache Delete; raw: Delete
+	Incr   Op = "incr"   // cache Incr of a counter key; raw: Read, then Replace (Write without a Replacer)
+)
+
+// Ops are the operations in the order reports list them.
+var Ops = []Op{Get, Set, Add, Has, Delete, Incr}
+
+// Mix is the share of each operation in a workload.
+type Mix struct {
+	ops     []Op
+	weights []int
+	total   int
+}
+
+// ParseMix parses a mix such as "get=90,set=10": comma-separated
+// operation=weight pairs, weights non-negative integers with a positive sum,
+// each operation at most once. Shares are weight/sum.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, w, ok := strings.Cut(part, "=")
+		if !ok {
+			return Mix{}, fmt.Errorf("loadgen: mix %q: %q is not op=weight", s, part)
+		}
+		op := Op(strings.ToLower(strings.TrimSpace(name)))
+		if !slices.Contains(Ops, op) {
+			return Mix{}, fmt.Errorf("loadgen: mix %q: unknown operation %q (want one of %v)", s, name, Ops)
+		}
+		if slices.Contains(m.ops, op) {
+			return Mix{}, fmt.Errorf("loadgen: mix %q: %s given twice", s, op)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 0 {
+			return Mix{}, fmt.Errorf("loadgen: mix %q: weight of %s is %q, want a non-negative integer", s, op, w)
+		}
+		if n == 0 {
+			continue
+		}
+		m.ops = append(m.ops, op)
+		m.weights = append(m.weights, n)
+		m.total += n
+	}
+	if m.total == 0 {
+		return Mix{}, fmt.Errorf("loadgen: mix %q has no operation with a positive weight", s)
+	}
+	return m, nil
+}
+
+// String returns the mix as ParseMix reads it.
+func (m Mix) String() string {
+	parts := make([]string, len(m.ops))
+	for i, op := range m.ops {
+		parts[i] = fmt.Sprintf("%s=%d", op, m.weights[i])
+	}
+	return strings.Join(parts, ",")
+}
+
+// pick returns the operation for a uniform random r in [0, total).
+func (m Mix) pick(r int) Op {
+	for i, w := range m.weights {
+		if r < w {
+			return m.ops[i]
+		}
+		r -= w
+	}
+	return m.ops[len(m.ops)-1]
+}
+
+// DefaultMix is the workload when Config.Mix is empty: 90% gets, 10% sets.
+var DefaultMix = Mix{ops: []Op{Get, Set}, weights: []int{90, 10}, total: 100}
+
+// Config is a workload. The zero value of each field means its default.
+type Config struct {
+	// Workers is the number of concurrent workers; default 16.
+	Workers int
+	// Duration is how long the measured run lasts; default 10s, or no limit
+	// when Ops is set.
+	Duration time.Duration
+	// Ops stops the run after this many operations in all (0: no limit).
+	Ops int64
+	// Keyspace is the number of distinct keys, chosen uniformly; default
+	// 1000 for Compare, the target's for Run (which refuses a larger one).
+	Keyspace int
+	// ValueSize is the size of every value written, random bytes; default
+	// 1024.
+	ValueSize int
+	// Mix is the share of each operation; default DefaultMix.
+	Mix Mix
+	// TTL is the expiry of the cache's writes; default cache.NoExpiry.
+	TTL time.Duration
+	// NoPrefill skips writing every key once before the run.
+	NoPrefill bool
+	// MaxErrors is how many failed operations the run tolerates (counting
+	// them) before it stops with the first error; default 0: it stops at the
+	// first.
+	MaxErrors int64
+	// Seed makes the key and operation choices reproducible; 0 picks one.
+	Seed uint64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.Duration <= 0 && c.Ops <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Keyspace <= 0 {
+		c.Keyspace = 1000
+	}
+	if c.ValueSize <= 0 {
+		c.ValueSize = 1024
+	}
+	if c.Mix.total == 0 {
+		c.Mix = DefaultMix
+	}
+	if c.TTL == 0 {
+		c.TTL = cache.NoExpiry
+	}
+	if c.Seed == 0 {
+		c.Seed = mrand.Uint64()
+	}
+	return c
+}
+
+// Target is what a run drives: the cache, or the raw driver.
+type Target interface {
+	// Name describes the target in reports.
+	Name() string
+	// Do performs op on key number k of the keyspace and reports whether
+	// it found what it looked for: false for a get or has of an absent key,
+	// an add of a present one, a delete or incr of an absent one.
+	Do(ctx context.Context, op Op, k int, value []byte) (hit bool, err error)
+	// Requests returns how many store requests the target has made so
+	// far, or -1 when it cannot tell.
+	Requests() int64
+	// Keyspace is the number of keys the target was made for.
+	Keyspace() int
+}
+
+// cacheTarget runs operations on a cache.
+type cacheTarget struct {
+	c        *cache.Cache
+	keys     []string
+	counters []string
+	ttl      time.Duration
+}
+
+// CacheTarget returns a Target running the operations on c with keys
+// "loadgen-<k>" (and "loadgen-ctr-<k>" for incr). Its requests are the
+// driver calls c.Stats counts.
+func CacheTarget(c *cache.Cache, keyspace int, ttl time.Duration) Target {
+	t := &cacheTarget{c: c, ttl: ttl}
+	for k := range keyspace {
+		t.keys = append(t.keys, "loadgen-"+strconv.Itoa(k))
+		t.counters = append(t.counters, "loadgen-ctr-"+strconv.Itoa(k))
+	}
+	return t
+}
+
+func (t *cacheTarget) Name() string  { return "cache" }
+func (t *cacheTarget) Keyspace() int { return len(t.keys) }
+
+func (t *cacheTarget) Requests() int64 {
+	s := t.c.Stats()
+	return s.Reads + s.Writes + s.DeleteRequests + s.BatchDeletes + s.Lists
+}
+
+func (t *cacheTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool, error) {
+	key := t.keys[k]
+	switch op {
+	case Get:
+		_, err := t.c.Get(ctx, key)
+		if errors.Is(err, cache.ErrMiss) {
+			return false, nil
+		}
+		return err == nil, err
+	case Set:
+		return true, t.c.Set(ctx, key, value, t.ttl)
+	case Add:
+		return t.c.Add(ctx, key, value, t.ttl)
+	case Has:
+		return t.c.Has(ctx, key)
+	case Delete:
+		return t.c.Delete(ctx, key)
+	case Incr:
+		_, err := t.c.Incr(ctx, t.counters[k], 1)
+		if errors.Is(err, cache.ErrMiss) {
+			_, err = t.c.Add(ctx, t.counters[k], []byte("1"), t.ttl)
+			return false, err
+		}
+		return err == nil, err
+	}
+	return false, fmt.Errorf("loadgen: unknown operation %q", op)
+}
+
+// cleanup deletes every key and counter of the keyspace.
+func (t *cacheTarget) cleanup(ctx context.Context) error {
+	return t.c.DeleteMany(ctx, append(slices.Clone(t.keys), t.counters...))
+}
+
+// driverTarget does the same storage work on the raw driver.
+type driverTarget struct {
+	d        driver.Driver
+	replacer driver.Replacer
+	names    []string
+	counters []string
+	requests func() int64
+}
+
+// DriverTarget returns a Target doing each operation's storage work with d
+// itself, on objects prefix + hex(sha1(k)) (and of "ctr-<k>" for incr): get
+// is a Read, set a Write, add an IfAbsent Write, has a range Read of 32
+// bytes, delete a Delete, incr a Read and a Replace (a Write without a
+// Replacer). It counts its requests as driver calls.
+func DriverTarget(d driver.Driver, prefix string, keyspace int) Target {
+	cd, calls := CountDriver(d)
+	t := &driverTarget{d: cd, requests: calls}
+	t.replacer, _ = cd.(driver.Replacer)
+	name := func(s string) string {
+		sum := sha1.Sum([]byte(s))
+		return prefix + hex.EncodeToString(sum[:])
+	}
+	for k := range keyspace {
+		t.names = append(t.names, name(strconv.Itoa(k)))
+		t.counters = append(t.counters, name("ctr-"+strconv.Itoa(k)))
+	}
+	return t
+}
+
+func (t *driverTarget) Name() string    { return "raw driver" }
+func (t *driverTarget) Keyspace() int   { return len(t.names) }
+func (t *driverTarget) Requests() int64 { return t.requests() }
+
+// headerRead is what a raw has reads: as much as the cache's header read.
+const headerRead = 32
+
+func (t *driverTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool, error) {
+	name := t.names[k]
+	switch op {
+	case Get, Has:
+		n := int64(-1)
+		if op == Has {
+			n = headerRead
+		}
+		_, _, err := t.d.Read(ctx, name, 0, n)
+		if errors.Is(err, driver.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	case Set:
+		return true, t.d.Write(ctx, name, newBytesReader(value), &driver.WriteOptions{})
+	case Add:
+		err := t.d.Write(ctx, name, newBytesReader(value), &driver.WriteOptions{IfAbsent: true})
+		if errors.Is(err, driver.ErrPreconditionFailed) {
+			return false, nil
+		}
+		return err == nil, err
+	case Delete:
+		return true, t.d.Delete(ctx, name)
+	case Incr:
+		name = t.counters[k]
+		data, attrs, err := t.d.Read(ctx, name, 0, -1)
+		if errors.Is(err, driver.ErrNotFound) {
+			err = t.d.Write(ctx, name, newBytesReader([]byte("1")), &driver.WriteOptions{IfAbsent: true})
+			if errors.Is(err, driver.ErrPreconditionFailed) {
+				err = nil
+			}
+			return false, err
+		}
+		if err != nil {
+			return false, err
+		}
+		n, err := strconv.ParseInt(string(data), 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("loadgen: counter %s holds %q", name, data)
+		}
+		body := newBytesReader(strconv.AppendInt(nil, n+1, 10))
+		if t.replacer != nil {
+			err = t.replacer.Replace(ctx, name, body, attrs.ETag, &driver.WriteOptions{})
+			if errors.Is(err, driver.ErrPreconditionFailed) || errors.Is(err, driver.ErrNotFound) {
+				err = nil // lost a race: as the cache would retry, count it done
+			}
+		} else {
+			err = t.d.Write(ctx, name, body, &driver.WriteOptions{})
+		}
+		return err == nil, err
+	}
+	return false, fmt.Errorf("loadgen: unknown operation %q", op)
+}
+
+func (t *driverTarget) cleanup(ctx context.Context) error {
+	names := append(slices.Clone(t.names), t.counters...)
+	if bd, ok := t.d.(driver.BatchDeleter); ok {
+		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
+			if err := bd.DeleteBatch(ctx, chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, n := range names {
+		g.Go(func() error { return t.d.Delete(gctx, n) })
+	}
+	return g.Wait()
+}
+
+// bytesReader is a minimal io.Reader over a byte slice.
+type bytesReader struct{ b []byte }
+
+func newBytesReader(b []byte) *bytesReader { return &bytesReader{b} }
+
+func (r *bytesReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// OpStats are one operation's results in a run.
+type OpStats struct {
+	// Ops counts completed operations, errors included; Errors the failed
+	// ones; Misses those that did not find what they looked for (see
+	// Target.Do).
+	Ops, Errors, Misses int64
+	// P50, P99, P999 and Max are latency percentiles (within 2%).
+	P50, P99, P999, Max time.Duration
+}
+
+// Report is the result of one run.
+type Report struct {
+	// Target names what ran.
+	Target string
+	// Config is the workload, defaults filled in.
+	Config Config
+	// Elapsed is the measured run's wall time.
+	Elapsed time.Duration
+	// All sums every operation.
+	All OpStats
+	// PerOp has the stats of each operation of the mix.
+	PerOp map[Op]OpStats
+	// OpsPerSec is All.Ops / Elapsed.
+	OpsPerSec float64
+	// Requests counts the store requests of the measured run, -1 when the
+	// target cannot tell; RequestsPerOp is Requests / All.Ops (NaN then).
+	Requests      int64
+	RequestsPerOp float64
+	// Err is the first error, when the run stopped because of errors.
+	Err error
+}
+
+// String formats the report: a summary line and one line per operation.
+func (r *Report) String() string {
+	var b strings.Builder
+	reqs := "requests/op n/a"
+	if r.Requests >= 0 {
+		reqs = fmt.Sprintf("%.3f requests/op", r.RequestsPerOp)
+	}
+	fmt.Fprintf(&b, "%s: %d ops in %v, %.0f ops/s, %s; latency p50 %v p99 %v p99.9 %v max %v",
+		r.Target, r.All.Ops, r.Elapsed.Round(time.Millisecond), r.OpsPerSec, reqs,
+		r.All.P50, r.All.P99, r.All.P999, r.All.Max)
+	if r.All.Errors > 0 {
+		fmt.Fprintf(&b, "; %d errors", r.All.Errors)
+	}
+	b.WriteString("\n")
+	for _, op := range Ops {
+		s, ok := r.PerOp[op]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-6s %9d ops %7.2f%% misses  p50 %-10v p99 %-10v p99.9 %v\n",
+			op, s.Ops, 100*float64(s.Misses)/math.Max(1, float64(s.Ops)), s.P50, s.P99, s.P999)
+	}
+	if r.Err != nil {
+		fmt.Fprintf(&b, "  stopped by: %v\n", r.Err)
+	}
+	return b.String()
+}
+
+// Run prefills the keyspace (unless cfg.NoPrefill) and runs cfg's workload
+// on t. It returns the report and, when the run stopped because of errors,
+// the first error (also in Report.Err).
+func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
+	if cfg.Keyspace <= 0 {
+		cfg.Keyspace = t.Keyspace()
+	}
+	if cfg.Keyspace > t.Keyspace() {
+		return nil, fmt.Errorf("loadgen: keyspace %d, but the target was made for %d keys", cfg.Keyspace, t.Keyspace())
+	}
+	cfg = cfg.withDefaults()
+	value := make([]byte, cfg.ValueSize)
+	rand.Read(value)
+	if !cfg.NoPrefill {
+		if err := prefill(ctx, t, cfg, value); err != nil {
+			return nil, fmt.Errorf("loadgen: prefill: %w", err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		claimed  atomic.Int64
+		errCount atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		workers  = make([]*workerStats, cfg.Workers)
+		wg       sync.WaitGroup
+	)
+	deadline := time.Time{}
+	start := time.Now()
+	if cfg.Duration > 0 {
+		deadline = start.Add(cfg.Duration)
+	}
+	req0 := t.Requests()
+	for w := range cfg.Workers {
+		ws := newWorkerStats()
+		workers[w] = ws
+		wg.Go(func() {
+			rng := mrand.New(mrand.NewPCG(cfg.Seed, uint64(w)))
+			for ctx.Err() == nil {
+				if cfg.Ops > 0 && claimed.Add(1) > cfg.Ops {
+					return
+				}
+				op := cfg.Mix.pick(rng.IntN(cfg.Mix.total))
+				k := rng.IntN(cfg.Keyspace)
+				t0 := time.Now()
+				if !deadline.IsZero() && t0.After(deadline) {
+					return
+				}
+				hit, err := t.Do(ctx, op, k, value)
+				ws.record(op, time.Since(t0), hit, err)
+				if err != nil && ctx.Err() == nil {
+					if errCount.Add(1) > cfg.MaxErrors {
+						errOnce.Do(func() {
+							firstErr = fmt.Errorf("loadgen: %s %s of key %d: %w", t.Name(), op, k, err)
+							cancel()
+						})
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	req1 := t.Requests()
+
+	r := &Report{Target: t.Name(), Config: cfg, Elapsed: elapsed, PerOp: map[Op]OpStats{}, Err: firstErr}
+	all := newWorkerStats()
+	for _, ws := range workers {
+		all.merge(ws)
+	}
+	var allHist histogram
+	for _, op := range Ops {
+		s := all.ops[op]
+		if s.n == 0 {
+			continue
+		}
+		r.PerOp[op] = s.stats()
+		allHist.merge(&s.h)
+		r.All.Ops += s.n
+		r.All.Errors += s.errors
+		r.All.Misses += s.misses
+	}
+	r.All.P50, r.All.P99, r.All.P999, r.All.Max = allHist.quantile(0.50), allHist.quantile(0.99), allHist.quantile(0.999), allHist.maxDuration()
+	r.OpsPerSec = float64(r.All.Ops) / elapsed.Seconds()
+	r.Requests, r.RequestsPerOp = -1, math.NaN()
+	if req0 >= 0 && req1 >= 0 {
+		r.Requests = req1 - req0
+		r.RequestsPerOp = float64(r.Requests) / math.Max(1, float64(r.All.Ops))
+	}
+	return r, firstErr
+}
+
+// prefill writes every key (and every counter, for a mix with incr) once,
+// cfg.Workers at a time.
+func prefill(ctx context.Context, t Target, cfg Config, value []byte) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Workers)
+	incr := slices.Contains(cfg.Mix.ops, Incr)
+	for k := range cfg.Keyspace {
+		g.Go(func() error {
+			if _, err := t.Do(gctx, Set, k, value); err != nil {
+				return err
+			}
+			if incr {
+				_, err := t.Do(gctx, Incr, k, nil)
+				return err
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// Comparison is one workload run on a cache and on its raw driver.
+type Comparison struct {
+	Cache, Raw *Report
+	// Ratio is the cache's throughput over the raw driver's (1 = no
+	// overhead).
+	Ratio float64
+}
+
+// String formats both reports and the ratio.
+func (c *Comparison) String() string {
+	return fmt.Sprintf("%s%sthroughput ratio cache/raw: %.3f\n", c.Cache, c.Raw, c.Ratio)
+}
+
+// Compare runs cfg's workload on c, then the same workload on c's driver
+// (objects under "loadgen-raw/", see DriverTarget), and reports both with
+// the throughput ratio. It deletes what both runs wrote afterwards. The two
+// runs use the same seed, so they draw the same keys and operations.
+func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, error) {
+	cfg = cfg.withDefaults()
+	ct := CacheTarget(c, cfg.Keyspace, cfg.TTL).(*cacheTarget)
+	cr, err := Run(ctx, ct, cfg)
+	if cerr := ct.cleanup(context.WithoutCancel(ctx)); err == nil && cerr != nil {
+		err = fmt.Errorf("loadgen: deleting the cache run's keys: %w", cerr)
+	}
+	if err != nil {
+		return &Comparison{Cache: cr}, err
+	}
+	dt := DriverTarget(c.Driver(), "loadgen-raw/", cfg.Keyspace).(*driverTarget)
+	rr, err := Run(ctx, dt, cfg)
+	if cerr := dt.cleanup(context.WithoutCancel(ctx)); err == nil && cerr != nil {
+		err = fmt.Errorf("loadgen: deleting the raw run's objects: %w", cerr)
+	}
+	cmp := &Comparison{Cache: cr, Raw: rr}
+	if rr != nil && rr.OpsPerSec > 0 {
+		cmp.Ratio = cr.OpsPerSec / rr.OpsPerSec
+	}
+	return cmp, err
+}
