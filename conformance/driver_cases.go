@@ -773,6 +773,7 @@ type cancelingReader struct {
 	cancel context.CancelFunc
 }
 
+// Read implements io.Reader.
 func (c *cancelingReader) Read(p []byte) (int, error) {
 	if len(p) > 16<<10 {
 		p = p[:16<<10]

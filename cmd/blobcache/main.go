@@ -90,6 +90,7 @@ type command struct {
 // usageError is an error in how the command was called: exit status 2.
 type usageError struct{ msg string }
 
+// Error implements error.
 func (u *usageError) Error() string { return u.msg }
 
 func usagef(format string, args ...any) error {
@@ -100,6 +101,7 @@ func usagef(format string, args ...any) error {
 // on standard error.
 type missError struct{ key string }
 
+// Error implements error.
 func (m *missError) Error() string {
 	return fmt.Sprintf("%q: no live entry (absent or expired)", m.key)
 }

@@ -242,6 +242,7 @@ type bodyReader struct {
 	err    error
 }
 
+// Read implements io.Reader.
 func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {

@@ -374,6 +374,7 @@ type conditionalRetryer struct{ aws.RetryerV2 }
 
 var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
 
+// GetRetryToken implements aws.RetryerV2.
 func (r conditionalRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
 	if ctx.Value(conditionalWrite{}) != nil && !notApplied(opErr) {
 		return nil, errors.New("s3: not retrying a conditional write that may have taken effect")

@@ -34,26 +34,31 @@ type countingDriver struct {
 	n atomic.Int64
 }
 
+// Read implements io.Reader.
 func (c *countingDriver) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
 	c.n.Add(1)
 	return c.d.Read(ctx, name, off, n)
 }
 
+// Write implements driver.Driver.
 func (c *countingDriver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
 	c.n.Add(1)
 	return c.d.Write(ctx, name, body, opts)
 }
 
+// Delete implements driver.Driver.
 func (c *countingDriver) Delete(ctx context.Context, name string) error {
 	c.n.Add(1)
 	return c.d.Delete(ctx, name)
 }
 
+// List implements driver.Driver.
 func (c *countingDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	c.n.Add(1)
 	return c.d.List(ctx, opts)
 }
 
+// Close implements driver.Driver.
 func (c *countingDriver) Close() error { return c.d.Close() }
 
 func (c *countingDriver) replace(ctx context.Context, r driver.Replacer, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
@@ -71,6 +76,7 @@ type countingReplacer struct {
 	r driver.Replacer
 }
 
+// Replace implements driver.Replacer.
 func (c *countingReplacer) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
 	return c.replace(ctx, c.r, name, body, etag, opts)
 }
@@ -80,6 +86,7 @@ type countingBatch struct {
 	b driver.BatchDeleter
 }
 
+// DeleteBatch implements driver.BatchDeleter.
 func (c *countingBatch) DeleteBatch(ctx context.Context, names []string) error {
 	return c.deleteBatch(ctx, c.b, names)
 }
@@ -90,10 +97,12 @@ type countingBoth struct {
 	b driver.BatchDeleter
 }
 
+// Replace implements driver.Replacer.
 func (c *countingBoth) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
 	return c.replace(ctx, c.r, name, body, etag, opts)
 }
 
+// DeleteBatch implements driver.BatchDeleter.
 func (c *countingBoth) DeleteBatch(ctx context.Context, names []string) error {
 	return c.deleteBatch(ctx, c.b, names)
 }

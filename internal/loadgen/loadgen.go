@@ -211,14 +211,19 @@ func CacheTarget(c *cache.Cache, keyspace int, ttl time.Duration) Target {
 	return t
 }
 
-func (t *cacheTarget) Name() string  { return "cache" }
+// Name implements Target.
+func (t *cacheTarget) Name() string { return "cache" }
+
+// Keyspace implements Target.
 func (t *cacheTarget) Keyspace() int { return len(t.keys) }
 
+// Requests implements Target.
 func (t *cacheTarget) Requests() int64 {
 	s := t.c.Stats()
 	return s.Reads + s.Writes + s.DeleteRequests + s.BatchDeletes + s.Lists
 }
 
+// Do implements Target.
 func (t *cacheTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool, error) {
 	key := t.keys[k]
 	switch op {
@@ -281,13 +286,19 @@ func DriverTarget(d driver.Driver, prefix string, keyspace int) Target {
 	return t
 }
 
-func (t *driverTarget) Name() string    { return "raw driver" }
-func (t *driverTarget) Keyspace() int   { return len(t.names) }
+// Name implements Target.
+func (t *driverTarget) Name() string { return "raw driver" }
+
+// Keyspace implements Target.
+func (t *driverTarget) Keyspace() int { return len(t.names) }
+
+// Requests implements Target.
 func (t *driverTarget) Requests() int64 { return t.requests() }
 
 // headerRead is what a raw has reads: as much as the cache's header read.
 const headerRead = 32
 
+// Do implements Target.
 func (t *driverTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool, error) {
 	name := t.names[k]
 	switch op {
@@ -365,6 +376,7 @@ type bytesReader struct{ b []byte }
 
 func newBytesReader(b []byte) *bytesReader { return &bytesReader{b} }
 
+// Read implements io.Reader.
 func (r *bytesReader) Read(p []byte) (int, error) {
 	if len(r.b) == 0 {
 		return 0, io.EOF
