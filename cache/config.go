@@ -177,8 +177,8 @@ func configBase(backend string, base *url.URL, location string, q url.Values) (*
 		}
 		return &url.URL{Scheme: "s3", Host: bucket}, nil
 	case b == "file" || b == "filebased" || strings.HasSuffix(b, ".filebasedcache"):
-		if location == "" {
-			return nil, fmt.Errorf("%w: location: the file backend needs the directory's absolute path", ErrInvalidOption)
+		if !strings.HasPrefix(location, "/") {
+			return nil, fmt.Errorf("%w: location: the file backend needs the directory's absolute path, got %q", ErrInvalidOption, location)
 		}
 		return &url.URL{Scheme: "file", Path: location}, nil
 	case b == "mem" || b == "memory" || b == "locmem" || strings.HasSuffix(b, ".locmemcache"):
