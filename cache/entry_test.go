@@ -13,16 +13,7 @@ import (
 
 func encodeAll(t testing.TB, value []byte, expiry int64, compress bool) []byte {
 	t.Helper()
-	e, err := encodeEntry(value, expiry, compress, "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.release()
-	b, err := io.ReadAll(e.reader())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return encodeAllSigned(t, value, expiry, compress, nil)
 }
 
 func TestEntryRoundTrip(t *testing.T) {
