@@ -78,11 +78,14 @@ const (
 	benchAddWindow = 4096     // Adds between two (untimed) clean-ups
 	benchFillConc  = 32       // concurrent writes when filling a store
 	benchManyConc  = 16       // concurrency of the raw GetMany/SetMany (the cache's)
-	bigValueSize   = 64 << 20 // the memory benchmark's value
 	smallValueSize = 1 << 10  // the default value
 	largeValueSize = 64 << 10 // the second size of Get and Set
 	contentType    = "application/octet-stream"
 )
+
+// bigValueSize is the value of the Big benchmarks (a variable so that the
+// package's own test can run them small).
+var bigValueSize = 64 << 20
 
 // RunBenchmarks benchmarks the cache over the driver a harness makes, each
 // cache operation beside the raw driver operation doing the same storage work
@@ -752,7 +755,7 @@ func benchBig(b *testing.B, maker BenchHarnessMaker, op string, gz bool) {
 	ctx := e.ctx
 	const key = "big"
 	name := rawName("raw/", key)
-	b.SetBytes(bigValueSize)
+	b.SetBytes(int64(bigValueSize))
 	e.leaf(b, ImplCache, func(b *testing.B) {
 		if op == "Get" {
 			e.pause(b, func() {

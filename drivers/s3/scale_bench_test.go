@@ -19,6 +19,7 @@ import (
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/s3"
+	"github.com/blobcache/blobcache/internal/loadgen"
 	"github.com/blobcache/blobcache/internal/s3test"
 )
 
@@ -277,4 +278,40 @@ func TestScale(t *testing.T) {
 		t.Errorf("listed %d objects before deleting one at a time, want %d", len(names), n)
 	}
 	// The speedup is reported, not asserted: it is a timing.
+}
+
+// TestLoadThroughput is the throughput run on MinIO, skipped unless
+// BLOBCACHE_SCALE=1: 64 workers, 90% gets and 10% sets of 1 KiB values over
+// 1,000 keys (max_entries 2,000: no culls), 20 seconds on the cache, then 20
+// on its raw driver. It logs both reports and the throughput ratio; it
+// asserts only that every operation was one request.
+func TestLoadThroughput(t *testing.T) {
+	if os.Getenv(envScale) != "1" {
+		t.Skipf("load run skipped: set %s=1", envScale)
+	}
+	h := newBenchHarness(t)
+	d, err := h.MakeDriver(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(d, cache.WithLocation("load"), cache.WithMaxEntries(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mix, err := loadgen.ParseMix("get=90,set=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadgen.Config{Workers: 64, Duration: 20 * time.Second, Keyspace: 1000, ValueSize: 1024, Mix: mix}
+	cmp, err := loadgen.Compare(t.Context(), c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", cmp)
+	for _, r := range []*loadgen.Report{cmp.Cache, cmp.Raw} {
+		if r.RequestsPerOp > 1.01 {
+			t.Errorf("%s: %.3f requests per operation, want 1", r.Target, r.RequestsPerOp)
+		}
+	}
 }
