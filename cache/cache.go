@@ -287,6 +287,11 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.setNamed(ctx, c.objectName(key), value, ttl)
+}
+
+// setNamed is set with the key's object name already made.
+func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl time.Duration) error {
 	c.stats.sets.Add(1)
 	if err := c.check(ctx); err != nil {
 		return err
@@ -295,7 +300,6 @@ func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err != nil {
 		return err
 	}
-	name := c.objectName(key)
 	if err := c.cullIfFull(ctx); err != nil {
 		return err
 	}
@@ -596,15 +600,22 @@ func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	if _, err := c.expiry(ttl); err != nil {
 		return fail("set_many", "", err)
 	}
+	keys := slices.Sorted(maps.Keys(items))
+	names := make([]string, len(keys))
+	for i, key := range keys {
+		names[i] = c.objectName(key)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(manyLimit)
-	if c.maxEntries > 0 && c.counter.mayNeedListing(c.maxEntries, len(items)) {
+	// Only names the counter does not know add entries: a batch of
+	// overwrites stays concurrent however full the cache is.
+	if c.maxEntries > 0 && c.counter.mayNeedListing(c.maxEntries, c.counter.unknown(names)) {
 		g.SetLimit(1)
 	}
-	for _, key := range slices.Sorted(maps.Keys(items)) {
+	for i, key := range keys {
 		value := items[key]
 		g.Go(func() error {
-			if err := c.set(gctx, key, value, ttl); err != nil {
+			if err := c.setNamed(gctx, names[i], value, ttl); err != nil {
 				return fail("set_many", key, err)
 			}
 			return nil
@@ -693,14 +704,58 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	_, removed, err := c.sweep(ctx, entryNames)
+	removed, err := c.clearAll(ctx)
 	if err != nil {
 		return fail("clear", "", err)
 	}
 	if c.logger != nil {
-		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", len(removed)))
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", removed))
 	}
 	return nil
+}
+
+// clearAll deletes every object under the location and returns how many it
+// deleted. Unlike a cull, which needs the whole listing before it can choose,
+// it deletes each page of the listing while the next page is listed, so a
+// Clear of n entries takes about as long as its deletes alone. The caller
+// holds counter.listMu.
+func (c *Cache) clearAll(ctx context.Context) (int, error) {
+	c.counter.beginListing()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteParallelism)
+	var (
+		listed  []string
+		listErr error
+	)
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.storeList(gctx, opts)
+		if err != nil {
+			listErr = err
+			break
+		}
+		names := make([]string, len(page.Objects))
+		for i, o := range page.Objects {
+			names[i] = o.Name
+		}
+		listed = append(listed, names...)
+		c.goDelete(gctx, g, names)
+		if page.NextPageToken == "" {
+			break
+		}
+		opts.PageToken = page.NextPageToken
+	}
+	if err := g.Wait(); err != nil {
+		// A failed delete cancels gctx, which fails the listing too:
+		// report the delete's error, the cause.
+		listErr = err
+	}
+	if listErr != nil {
+		c.counter.abortListing()
+		return 0, listErr
+	}
+	c.counter.endListing(listed, listed)
+	return len(listed), nil
 }
 
 // Len returns the number of entries under the cache's location, expired ones
@@ -829,6 +884,14 @@ func (c *Cache) deleteNames(ctx context.Context, names []string) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)
+	c.goDelete(gctx, g, names)
+	return g.Wait()
+}
+
+// goDelete schedules the deletion of names on g: batches of at most
+// driver.MaxBatchDelete where the driver has a BatchDeleter, one request per
+// name otherwise.
+func (c *Cache) goDelete(gctx context.Context, g *errgroup.Group, names []string) {
 	if c.batch != nil {
 		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
 			g.Go(func() error {
@@ -839,10 +902,9 @@ func (c *Cache) deleteNames(ctx context.Context, names []string) error {
 				return nil
 			})
 		}
-	} else {
-		for _, name := range names {
-			g.Go(func() error { return c.drop(gctx, name) })
-		}
+		return
 	}
-	return g.Wait()
+	for _, name := range names {
+		g.Go(func() error { return c.drop(gctx, name) })
+	}
 }

@@ -61,6 +61,23 @@ func (ec *entryCounter) mayNeedListing(maxEntries, n int) bool {
 	return projected >= float64(maxEntries)
 }
 
+// unknown returns how many of names the counter does not know of: the
+// entries that writing all of them could add.
+func (ec *entryCounter) unknown(names []string) int {
+	ec.mu.Lock()
+	defer ec.mu.Unlock()
+	if !ec.valid {
+		return len(names)
+	}
+	n := 0
+	for _, name := range names {
+		if _, ok := ec.known[name]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
 // wrote records a successful write of name.
 func (ec *entryCounter) wrote(name string) {
 	ec.mu.Lock()

@@ -14,7 +14,6 @@
 package mem
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/blobcache/blobcache/driver"
 	blobdrv "github.com/blobcache/blobcache/drivers/blob"
+	gcblob "gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 )
 
@@ -135,16 +135,36 @@ func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag 
 	})
 }
 
-// put reads body, then under the lock runs check and stores the bytes.
+// put streams body into a memblob writer (one copy of the bytes, no
+// intermediate buffer), then under the lock runs check and either commits the
+// writer or aborts it (cancelling its context, the Go CDK's way to abort a
+// write: nothing is stored).
 func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, check func(exists bool, v uint64) error) error {
 	if d.closed.Load() {
 		return errClosed
 	}
-	data, err := io.ReadAll(body)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mem: %s %q: %w", op, name, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := d.s.b.Bucket().NewWriter(wctx, name, &gcblob.WriterOptions{
+		ContentType:     blobdrv.ContentType,
+		ContentEncoding: opts.ContentEncoding,
+	})
 	if err != nil {
+		return wrap(err)
+	}
+	abort := func() {
+		cancel()
+		_ = w.Close() // reports the cancellation; nothing was stored
+	}
+	if _, err := w.ReadFrom(body); err != nil {
+		abort()
 		return fmt.Errorf("mem: %s %q: reading body: %w", op, name, err)
 	}
 	if err := ctx.Err(); err != nil {
+		abort()
 		return fmt.Errorf("mem: %s %q: %w", op, name, err)
 	}
 	s := d.s
@@ -152,11 +172,12 @@ func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts 
 	defer s.mu.Unlock()
 	v, exists := s.ver[name]
 	if err := check(exists, v); err != nil {
+		abort()
 		return err
 	}
-	// The lock makes the check and the write one step; memblob's own
+	// The lock makes the check and the commit one step; memblob's own
 	// IfNotExist is not needed.
-	if err := s.b.Write(ctx, name, bytes.NewReader(data), &driver.WriteOptions{ContentEncoding: opts.ContentEncoding}); err != nil {
+	if err := w.Close(); err != nil {
 		return wrap(err)
 	}
 	s.gen++
