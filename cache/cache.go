@@ -79,7 +79,10 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		return nil, errors.New("cache.New: nil driver")
 	}
 	s := defaultSettings()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("%w: option %d of %d is nil", ErrInvalidOption, i+1, len(opts))
+		}
 		if err := o(&s); err != nil {
 			return nil, err
 		}
@@ -155,6 +158,9 @@ func fail(op, key string, err error) error {
 }
 
 func (c *Cache) check(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -192,7 +198,7 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 	h, v, err := decodeEntry(data, name, c.keys)
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
-			return h, nil, attrs, derr
+			return h, nil, attrs, &DeadEntryError{Name: name, Err: derr}
 		}
 		c.droppedDead(ctx, name, err)
 		return h, nil, attrs, ErrMiss
@@ -216,7 +222,7 @@ func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Att
 	}
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
-			return h, attrs, derr
+			return h, attrs, &DeadEntryError{Name: name, Err: derr}
 		}
 		c.droppedDead(ctx, name, err)
 		return h, attrs, ErrMiss
@@ -234,7 +240,9 @@ func (c *Cache) drop(ctx context.Context, name string) error {
 }
 
 // Get returns key's value. It returns an error satisfying errors.Is(err,
-// ErrMiss) when the key has no live entry.
+// ErrMiss) when the key has no live entry; when that entry was dead (expired,
+// corrupt or forged) and deleting it failed, the error is also a
+// *DeadEntryError carrying the storage failure.
 func (c *Cache) Get(ctx context.Context, key string) (_ []byte, err error) {
 	ctx, cl := c.begin(ctx, opGet)
 	defer func() { cl.end(ctx, err) }()
@@ -268,7 +276,7 @@ func (c *Cache) Has(ctx context.Context, key string) (_ bool, err error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, ErrMiss):
+	case cleanMiss(err):
 		return false, nil
 	default:
 		return false, fail("has", key, err)
@@ -431,7 +439,7 @@ func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
 	}
 	name := c.objectName(key)
 	_, _, err = c.readHeader(ctx, name)
-	if errors.Is(err, ErrMiss) {
+	if cleanMiss(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -461,7 +469,7 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (_ boo
 			c.retried(ctx, opTouch, name, attempt)
 		}
 		_, v, attrs, err := c.read(ctx, name)
-		if errors.Is(err, ErrMiss) {
+		if cleanMiss(err) {
 			return false, nil
 		}
 		if err != nil {
@@ -567,7 +575,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (_ map[string][]byte
 	for _, key := range keys {
 		g.Go(func() error {
 			_, v, _, err := c.read(gctx, c.objectName(key))
-			if errors.Is(err, ErrMiss) {
+			if cleanMiss(err) {
 				c.lookup(ctx, false)
 				return nil
 			}
@@ -645,7 +653,8 @@ func (c *Cache) DeleteMany(ctx context.Context, keys []string) (err error) {
 // GetOrSet returns key's value; on a miss it calls fill, stores the result
 // with Add semantics and returns the value then stored (another process may
 // have added one first). Within one Cache, concurrent callers for the same key
-// share one fill call and its result; fill gets the first caller's context.
+// share one fill call and its result; fill gets the first caller's context. A
+// nil fill is an ErrInvalidArgument error when the key misses.
 func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) (_ []byte, err error) {
 	ctx, cl := c.begin(ctx, opGetOrSet)
 	defer func() { cl.end(ctx, err) }()
@@ -656,6 +665,9 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 	v, err := c.get(ctx, key)
 	if err == nil || !errors.Is(err, ErrMiss) {
 		return v, err
+	}
+	if fill == nil { // only an error when it would be called
+		return nil, fail("get_or_set", key, errNilFill)
 	}
 	res, err, _ := c.flight.Do(c.objectName(key), func() (any, error) {
 		// A caller that just finished a fill may have stored the value.

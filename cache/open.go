@@ -40,6 +40,9 @@ import (
 // opts are applied after the URL's options, for what a URL cannot carry (a
 // logger, telemetry providers, a key function, a clock).
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("cache.Open: %w", errNilContext)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))

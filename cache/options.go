@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -235,7 +236,49 @@ var (
 	ErrConflict = errors.New("too many concurrent updates")
 	// ErrClosed means the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrInvalidArgument means a call was given a nil context or a nil fill
+	// function; the message says which.
+	ErrInvalidArgument = errors.New("invalid argument")
 )
+
+// Prebuilt so that checking costs no allocation.
+var (
+	errNilContext = fmt.Errorf("%w: nil context.Context (use context.Background() or context.TODO())", ErrInvalidArgument)
+	errNilFill    = fmt.Errorf("%w: nil fill function", ErrInvalidArgument)
+	// errDeadEntry is what a *DeadEntryError matches besides ErrMiss and its
+	// cause.
+	errDeadEntry = errors.New("dead entry not deleted")
+)
+
+// DeadEntryError is returned when a read found an expired, corrupt or
+// forged entry and could not delete it (on a read-only store, say). The key
+// has no live entry, so errors.Is(err, ErrMiss) holds; the storage failure
+// that left the dead entry in place is Err, also reachable with errors.Is and
+// errors.As. Get returns it as its miss; Has, Delete, Touch and GetMany,
+// which report an ordinary miss without an error, return it as an error.
+type DeadEntryError struct {
+	// Name is the entry's object name.
+	Name string
+	// Err is the failure of the delete.
+	Err error
+}
+
+// Error implements error.
+func (e *DeadEntryError) Error() string {
+	return "cache miss: the dead entry " + strconv.Quote(e.Name) + " could not be deleted: " + e.Err.Error()
+}
+
+// Unwrap returns ErrMiss and the delete's failure.
+func (e *DeadEntryError) Unwrap() []error { return []error{ErrMiss, e.Err} }
+
+// Is reports whether target is the package's marker for dead entries.
+func (e *DeadEntryError) Is(target error) bool { return target == errDeadEntry }
+
+// cleanMiss reports whether err is a miss with nothing else wrong: not a
+// dead entry left in place by a failed delete.
+func cleanMiss(err error) bool {
+	return errors.Is(err, ErrMiss) && !errors.Is(err, errDeadEntry)
+}
 
 // OpError records a failed cache operation and the key it was for.
 type OpError struct {

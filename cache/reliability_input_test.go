@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/file"
@@ -306,7 +309,11 @@ func TestReliabilityInputContext(t *testing.T) {
 		name string
 		ctx  context.Context
 		want error
-	}{{"cancelled", cancelled, context.Canceled}, {"deadline", expired, context.DeadlineExceeded}} {
+	}{
+		{"cancelled", cancelled, context.Canceled},
+		{"deadline", expired, context.DeadlineExceeded},
+		{"nil", nil, cache.ErrInvalidArgument},
+	} {
 		t.Run(cc.name, func(t *testing.T) {
 			relEach(t, func(t *testing.T, c *cache.Cache) {
 				live := t.Context()
@@ -350,6 +357,44 @@ func TestReliabilityInputContext(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestReliabilityInputNil: a nil context, a nil fill and a nil Option are
+// errors naming the problem, never panics, also with telemetry on (where a
+// nil context would reach the tracer).
+func TestReliabilityInputNil(t *testing.T) {
+	tel := []cache.Option{
+		cache.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))),
+		cache.WithTracerProvider(sdktrace.NewTracerProvider()),
+	}
+	relEach(t, func(t *testing.T, c *cache.Cache) {
+		var nilCtx context.Context
+		_, err := c.Get(nilCtx, "k")
+		if !errors.Is(err, cache.ErrInvalidArgument) || !strings.Contains(err.Error(), "nil context") {
+			t.Errorf("Get(nil ctx) = %v, want ErrInvalidArgument saying nil context", err)
+		}
+		if err := c.Set(nilCtx, "k", []byte("v"), cache.NoExpiry); !errors.Is(err, cache.ErrInvalidArgument) {
+			t.Errorf("Set(nil ctx) = %v, want ErrInvalidArgument", err)
+		}
+		_, err = c.GetOrSet(t.Context(), "k", cache.NoExpiry, nil)
+		if !errors.Is(err, cache.ErrInvalidArgument) || !strings.Contains(err.Error(), "nil fill") {
+			t.Errorf("GetOrSet(nil fill) = %v, want ErrInvalidArgument saying nil fill", err)
+		}
+		if n := relObjects(t, c); n != 0 {
+			t.Errorf("%d objects after calls with nil arguments, want 0", n)
+		}
+		if s := c.Stats(); s.Errors != 3 {
+			t.Errorf("Stats().Errors = %d after 3 failed calls, want 3", s.Errors)
+		}
+	}, tel...)
+	_, err := cache.New(mem.New(), cache.WithMaxEntries(10), nil)
+	if !errors.Is(err, cache.ErrInvalidOption) || !strings.Contains(err.Error(), "option 2 of 2 is nil") {
+		t.Errorf("New with a nil Option = %v, want ErrInvalidOption naming option 2", err)
+	}
+	var nilCtx context.Context
+	if _, err := cache.Open(nilCtx, "mem://"); !errors.Is(err, cache.ErrInvalidArgument) {
+		t.Errorf("Open(nil ctx) = %v, want ErrInvalidArgument", err)
 	}
 }
 

@@ -199,7 +199,7 @@ type call struct {
 // begin starts telemetry for a call. With telemetry off it costs nothing.
 func (c *Cache) begin(ctx context.Context, o op) (context.Context, call) {
 	cl := call{c: c, op: o}
-	if c.tel == nil {
+	if c.tel == nil || ctx == nil { // a nil ctx fails the call's check
 		return ctx, cl
 	}
 	cl.start = time.Now()
@@ -211,12 +211,12 @@ func (c *Cache) begin(ctx context.Context, o op) (context.Context, call) {
 
 // end records the call's outcome: err nil or a miss is success.
 func (cl call) end(ctx context.Context, err error) {
-	failed := err != nil && !errors.Is(err, ErrMiss)
+	failed := err != nil && !cleanMiss(err)
 	if failed {
 		cl.c.stats.errors.Add(1)
 	}
 	t := cl.c.tel
-	if t == nil {
+	if t == nil || ctx == nil {
 		return
 	}
 	if t.duration != nil {

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
@@ -148,13 +149,17 @@ func relPopulate(t *testing.T, root string) map[string]string {
 	t.Helper()
 	c, _ := relOpen(t, root)
 	paths := map[string]string{}
-	for _, k := range []string{"old", "counter", "unreadable"} {
+	for _, k := range []string{"old", "counter", "unreadable", "expired"} {
 		v := []byte("old value of " + k)
 		if k == "counter" {
 			v = []byte("41")
 		}
+		ttl := cache.NoExpiry
+		if k == "expired" {
+			ttl = time.Nanosecond // expired by the time anything reads it
+		}
 		before, _ := relTree(t, root)
-		if err := c.Set(t.Context(), k, v, cache.NoExpiry); err != nil {
+		if err := c.Set(t.Context(), k, v, ttl); err != nil {
 			t.Fatal(err)
 		}
 		after, _ := relTree(t, root)
@@ -196,6 +201,23 @@ func relWritesRefused(t *testing.T, root string, errno syscall.Errno) {
 	relWantErr(t, "Incr", err, errno)
 	_, err = c.Touch(ctx, "old", cache.NoExpiry)
 	relWantErr(t, "Touch", err, errno)
+	// An expired entry the store refuses to delete: Get reports the miss
+	// and the failure (a *cache.DeadEntryError); calls that report an
+	// ordinary miss without an error return the failure.
+	_, err = c.Get(ctx, "expired")
+	var dead *cache.DeadEntryError
+	if !errors.Is(err, cache.ErrMiss) || !errors.As(err, &dead) || !errors.Is(err, errno) {
+		t.Errorf("Get of an expired entry that cannot be deleted = %v, want a miss that is a *cache.DeadEntryError and %v", err, errno)
+	}
+	if ok, err := c.Has(ctx, "expired"); ok || !errors.Is(err, errno) {
+		t.Errorf("Has of an expired entry that cannot be deleted = %v, %v; want false and %v", ok, err, errno)
+	}
+	if ok, err := c.Delete(ctx, "expired"); ok || !errors.Is(err, errno) {
+		t.Errorf("Delete of an expired entry that cannot be deleted = %v, %v; want false and %v", ok, err, errno)
+	}
+	if got, err := c.GetMany(ctx, []string{"old", "expired"}); !errors.Is(err, errno) {
+		t.Errorf("GetMany with an expired entry that cannot be deleted = %d values, %v; want %v", len(got), err, errno)
+	}
 	_, err = c.Delete(ctx, "old")
 	relWantErr(t, "Delete", err, errno)
 	relWantErr(t, "driver Write", d.Write(ctx, "loc/x", strings.NewReader("x"), &driver.WriteOptions{}), errno)
