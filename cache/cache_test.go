@@ -470,3 +470,58 @@ func sha1Hex(s string) string {
 	sum := sha1.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// inFlightDriver records the most writes it had in flight at once. Each
+// write waits for a moment before it goes on, so that writes issued
+// concurrently overlap.
+type inFlightDriver struct {
+	driver.Driver
+	now, most atomic.Int64
+}
+
+func (d *inFlightDriver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	n := d.now.Add(1)
+	defer d.now.Add(-1)
+	for m := d.most.Load(); n > m && !d.most.CompareAndSwap(m, n); m = d.most.Load() {
+	}
+	time.Sleep(time.Millisecond)
+	return d.Driver.Write(ctx, name, body, opts)
+}
+
+// TestSetManyConcurrency: near the limit, a SetMany of new keys writes one
+// key at a time in key order (so culling is what that sequence of Sets would
+// do), while a SetMany that only overwrites known entries adds none and stays
+// concurrent, with no listing.
+func TestSetManyConcurrency(t *testing.T) {
+	ctx := t.Context()
+	d := &inFlightDriver{Driver: mem.New()}
+	c, err := cache.New(d, cache.WithMaxEntries(150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	items := map[string][]byte{}
+	for i := range 100 {
+		items[fmt.Sprintf("k%03d", i)] = []byte("v")
+	}
+	if err := c.SetMany(ctx, items, cache.NoExpiry); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.most.Load(); got != 1 {
+		t.Errorf("SetMany of 100 new keys near max_entries 150: %d writes in flight at once, want 1", got)
+	}
+	lists := c.Stats().Lists
+	d.most.Store(0)
+	if err := c.SetMany(ctx, items, cache.NoExpiry); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.most.Load(); got < 2 {
+		t.Errorf("SetMany overwriting 100 known keys: %d writes in flight at once, want several", got)
+	}
+	if got := c.Stats().Lists - lists; got != 0 {
+		t.Errorf("SetMany overwriting 100 known keys listed %d times, want 0", got)
+	}
+	if n, err := c.Len(ctx); err != nil || n != 100 {
+		t.Errorf("Len = %d, %v; want 100", n, err)
+	}
+}
