@@ -15,10 +15,20 @@ import (
 
 // flagValues are the values of the commands' own flags.
 type flagValues struct {
-	ttl         string // set -ttl
-	yes         bool   // clear -yes
+	ttl         string // set -ttl, bench -ttl
+	yes         bool   // clear -yes, bench -yes
 	concurrency int    // stats -concurrency
 	headers     bool   // stats -headers
+
+	// bench
+	workers   int
+	duration  durationFlag
+	ops       int64
+	keyspace  int
+	valueSize string
+	mix       string
+	raw       bool
+	seed      uint64
 }
 
 // commands are the subcommands, in the order -h lists them.
@@ -90,8 +100,8 @@ the count, and prints how many it removed.`,
 	},
 	{
 		name: "stats", args: "[-concurrency N] [-headers=false]", minArgs: 0, maxArgs: 0,
-		summary: "print entries, bytes, expired count, oldest and newest",
-		detail: `Lists the location and reads the header of every entry (a 32-byte
+		summary: "print entries, bytes, expired, oldest, newest, requests",
+		detail: `Lists the location and reads the header of every entry (a 64-byte
 range read, never the value) to count expired entries. Prints:
   entries      objects under the location
   bytes        their total size as stored
@@ -101,12 +111,32 @@ range read, never the value) to count expired entries. Prints:
   not entries  objects that are not blobcache entries (unknown format)
   oldest       earliest modification time (last write), with its age
   newest       latest modification time
+  took         how long listing and reading headers took
+then the counters of this blobcache process, the same block bench
+prints. They are what this stats run cost, not the application's
+counters (those are its cache's Stats(), or its OpenTelemetry metrics),
+which no other process can read:
+  requests     LIST pages and GETs (the header reads), each one request
+               on S3 (ListObjectsV2, a ranged GetObject), counted at the
+               driver, which stats calls directly; also PUT, DELETE and
+               batch DELETE, always 0 here
+  transferred  bytes read (the headers) and written
+  lookups, calls, culls, dropped, errors
+               the cache's Stats() of this process: all 0, as stats makes
+               no cache calls
 Nothing is changed: expired entries are counted, not deleted.`,
 		flags: func(fs *flag.FlagSet, v *flagValues) {
 			fs.IntVar(&v.concurrency, "concurrency", defaultStatsConcurrency, "read `N` headers at once")
 			fs.BoolVar(&v.headers, "headers", true, "read entry headers; -headers=false only lists, faster, without the expired and no-expiry counts")
 		},
 		run: cmdStats,
+	},
+	{
+		name: "bench", args: "[flags]", minArgs: 0, maxArgs: 0,
+		summary: "load-test: ops/s, latency, requests/op, cache/raw ratio",
+		detail:  benchDetail,
+		flags:   benchFlags,
+		run:     cmdBench,
 	},
 }
 
@@ -206,7 +236,7 @@ func cmdCull(e *env, c *cache.Cache, _ []string) error {
 }
 
 func cmdClear(e *env, c *cache.Cache, _ []string) error {
-	objs, err := listAll(e, c)
+	objs, err := listAll(e, c.Driver(), c.Location())
 	if err != nil {
 		return err
 	}

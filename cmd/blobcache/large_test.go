@@ -55,6 +55,8 @@ func checkStatsAndClear(t *testing.T, rawURL string, n int, size int64, secret s
 		"expired":     fmt.Sprint(n / 10),
 		"no expiry":   fmt.Sprint(n / 10), // multiples of 5 but not of 10
 		"not entries": "0",
+		// A listing page per 1000 objects, a header read per object.
+		"requests": fmt.Sprintf("%d LIST, %d GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (%d in all)", (n+999)/1000, n, (n+999)/1000+n),
 	} {
 		if f[k] != want {
 			t.Errorf("stats %s = %q, want %q", k, f[k], want)
@@ -82,17 +84,8 @@ func TestTwentyThousandEntriesInADirectory(t *testing.T) {
 // and friends (the full test command sets them); skipped without, a failure
 // with CI=true.
 func TestMinIO(t *testing.T) {
-	cfg := s3test.Env(t)
-	bucket := s3test.NewBucket(t, cfg)
-	q := url.Values{
-		"endpoint":       {cfg.Endpoint},
-		"region":         {cfg.Region},
-		"use_path_style": {"true"},
-		"access_key":     {cfg.AccessKey},
-		"secret_key":     {cfg.SecretKey},
-		"location":       {"cli"},
-	}
-	rawURL := "s3://" + bucket + "?" + q.Encode()
+	root := minioURL(t)
+	rawURL := root.url + "?" + root.query + "&location=cli"
 	u := []string{"-url", rawURL}
 
 	var outputs []string
@@ -121,11 +114,32 @@ func TestMinIO(t *testing.T) {
 	if !strings.Contains(r.stderr, "refusing to delete 2500 entries") {
 		t.Errorf("clear without -yes: stderr %q", r.stderr)
 	}
-	checkStatsAndClear(t, rawURL, n, size, cfg.SecretKey)
+	checkStatsAndClear(t, rawURL, n, size, root.secret)
 
 	for _, out := range outputs {
-		if cfg.SecretKey != "" && strings.Contains(out, cfg.SecretKey) {
+		if root.secret != "" && strings.Contains(out, root.secret) {
 			t.Errorf("the secret key appears in the output %q", out)
 		}
 	}
+}
+
+// minioStore is a fresh MinIO bucket as a cache URL: url (s3://bucket) and
+// query (the server and credentials, no location), and the secret key,
+// which no output may show.
+type minioStore struct{ url, query, secret string }
+
+// minioURL makes a bucket on the test's S3 server (see TestMinIO), deleted
+// after the test; it skips the test without a server.
+func minioURL(t *testing.T) minioStore {
+	t.Helper()
+	cfg := s3test.Env(t)
+	bucket := s3test.NewBucket(t, cfg)
+	q := url.Values{
+		"endpoint":       {cfg.Endpoint},
+		"region":         {cfg.Region},
+		"use_path_style": {"true"},
+		"access_key":     {cfg.AccessKey},
+		"secret_key":     {cfg.SecretKey},
+	}
+	return minioStore{url: "s3://" + bucket, query: q.Encode(), secret: cfg.SecretKey}
 }

@@ -1,6 +1,7 @@
 // Command blobcache looks at and manages a blobcache cache from the shell:
-// read, write and delete entries, count them, clear or cull a location, and
-// report statistics (entries, bytes, expired entries, oldest and newest).
+// read, write and delete entries, count them, clear or cull a location,
+// report statistics (entries, bytes, expired entries, oldest and newest),
+// and load-test the cache against its raw store (bench).
 //
 // Usage:
 //
@@ -15,8 +16,9 @@
 //	blobcache get greeting
 //	blobcache clear
 //
-// Commands: get, set, delete, has, len, clear, cull, stats; `blobcache -h`
-// documents each with its flags, and `blobcache help COMMAND` one of them.
+// Commands: get, set, delete, has, len, clear, cull, stats, bench;
+// `blobcache -h` documents each with its flags, and `blobcache help COMMAND`
+// one of them.
 //
 // Exit status: 0 on success; 1 on an error, and for get and has when the key
 // has no live entry (as grep exits 1 when nothing matches); 2 on a usage
@@ -321,7 +323,7 @@ func writeCommandDetail(w io.Writer, c *command, indent string) {
 		if name != "" {
 			head += " " + name
 		}
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			usage += " (default " + f.DefValue + ")"
 		}
 		fmt.Fprintf(w, "%s    %s\n", indent, head)

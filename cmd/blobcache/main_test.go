@@ -142,6 +142,8 @@ func TestHelpDocumentsEverything(t *testing.T) {
 	r.want(t, 0, "*")
 	for _, want := range []string{
 		"get KEY", "set [-ttl D] KEY [VALUE]", "delete KEY...", "has KEY", "len", "clear [-yes]", "cull", "stats",
+		"bench [flags]", "-workers N", "-duration D", "-ops N", "-keyspace N", "-value-size SIZE", "-mix MIX",
+		"-raw", "-seed N", "(default get=90,set=10)", "throughput ratio cache/raw",
 		"-url URL", "-q", "-ttl D", "-yes", "-concurrency N", "-headers", "BLOBCACHE_URL",
 		"Exit status", "like grep", "2  a usage error", "standard error when it is a\nterminal",
 	} {
@@ -151,6 +153,13 @@ func TestHelpDocumentsEverything(t *testing.T) {
 	}
 	if r.stderr != "" {
 		t.Errorf("-h wrote to stderr: %q", r.stderr)
+	}
+	r = cli(t, "", "help", "stats")
+	r.want(t, 0, "*")
+	for _, want := range []string{"requests     LIST pages and GETs (the header reads)", "not the application's"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help stats does not say %q:\n%s", want, r.stdout)
+		}
 	}
 	for _, args := range [][]string{{"help", "clear"}, {"clear", "-h"}, {"-url", "mem://", "clear", "--help"}} {
 		r := cli(t, "", args...)
@@ -429,6 +438,10 @@ func TestStats(t *testing.T) {
 			t.Errorf("stats %s = %q, want a time and its age", k, f[k])
 		}
 	}
+	// One listing page, a header read per object, nothing written.
+	if want := "1 LIST, 22 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (23 in all)"; f["requests"] != want {
+		t.Errorf("stats requests = %q, want %q", f["requests"], want)
+	}
 	// Stats changes nothing: the expired entries are still there.
 	wantLen(t, c, 22)
 
@@ -436,16 +449,58 @@ func TestStats(t *testing.T) {
 	r = cli(t, "", "-url", base, "stats", "-headers=false")
 	r.want(t, 0, "*")
 	f = statsFields(t, r.stdout)
-	if f["entries"] != "22" || f["expired"] != "" {
-		t.Errorf("stats -headers=false: entries %q, expired %q; want 22 and no expired line", f["entries"], f["expired"])
+	if f["entries"] != "22" || f["expired"] != "" || !strings.HasPrefix(f["requests"], "1 LIST, 0 GET (header reads), ") {
+		t.Errorf("stats -headers=false: entries %q, expired %q, requests %q; want 22, no expired line, 1 LIST and no GET", f["entries"], f["expired"], f["requests"])
 	}
 
 	// An empty location.
 	r = cli(t, "", "-url", fileURL(dir, "location=empty"), "stats")
 	r.want(t, 0, "*")
 	f = statsFields(t, r.stdout)
-	if f["entries"] != "0" || f["oldest"] != "-" || f["bytes"] != "0 (0 B)" || f["expired"] != "0" {
+	if f["entries"] != "0" || f["oldest"] != "-" || f["bytes"] != "0 (0 B)" || f["expired"] != "0" ||
+		f["requests"] != "1 LIST, 0 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (1 in all)" {
 		t.Errorf("stats of an empty location:\n%s", r.stdout)
+	}
+}
+
+// TestStatsCounters checks the counters block of stats after entries set
+// through the CLI: exact requests, the header bytes read, and no cache call.
+func TestStatsCounters(t *testing.T) {
+	for name, base := range map[string]string{
+		"mem":  "mem://" + strings.ReplaceAll(t.Name(), "/", "-") + "?location=app",
+		"file": fileURL(t.TempDir(), "location=app"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, k := range []string{"a", "b", "c"} {
+				cli(t, "", "-url", base, "set", "-ttl", "1h", k, "value "+k).want(t, 0, "")
+			}
+			r := cli(t, "", "-url", base, "stats")
+			r.want(t, 0, "*")
+			f := statsFields(t, r.stdout)
+			// Each entry is a 16-byte header and a 7-byte value, shorter than
+			// the 64-byte header read: the reads fetch every byte.
+			for k, want := range map[string]string{
+				"entries":     "3",
+				"bytes":       "69 (69 B)",
+				"expired":     "0",
+				"counters":    "this blobcache stats run's own, not the application's (see 'blobcache help stats')",
+				"requests":    "1 LIST, 3 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (4 in all)",
+				"transferred": "69 bytes read (69 B), 0 bytes written (0 B)",
+				"lookups":     "0 hits, 0 misses",
+				"calls":       "0 sets, 0 adds (0 added), 0 deletes, 0 touches, 0 incrs",
+				"culls":       "0 (0 entries culled), 0 clears",
+				"dropped":     "0 expired, 0 corrupt, 0 forged; 0 retries",
+				"errors":      "0",
+			} {
+				if f[k] != want {
+					t.Errorf("stats %s = %q, want %q\n%s", k, f[k], want, r.stdout)
+				}
+			}
+			// The block comes last, after what stats printed before.
+			if i, j := strings.Index(r.stdout, "took:"), strings.Index(r.stdout, "counters:"); i < 0 || j < i {
+				t.Errorf("the counters do not follow the scan's results:\n%s", r.stdout)
+			}
+		})
 	}
 }
 
@@ -470,7 +525,7 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 			t.Errorf("progress on stderr lacks %q: %q", want, errOut.String())
 		}
 	}
-	if f := statsFields(t, out.String()); f["entries"] != "2500" {
+	if f := statsFields(t, out.String()); f["entries"] != "2500" || f["requests"] != "3 LIST, 2500 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (2503 in all)" {
 		t.Errorf("stdout %q", out.String())
 	}
 

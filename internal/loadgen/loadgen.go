@@ -252,6 +252,16 @@ func (t *cacheTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool,
 	return false, fmt.Errorf("loadgen: unknown operation %q", op)
 }
 
+// Cleanup deletes everything a run on t may have written: every key (or
+// object) and counter of its keyspace. It is for Targets made by CacheTarget
+// and DriverTarget; others have nothing to delete and get nil.
+func Cleanup(ctx context.Context, t Target) error {
+	if c, ok := t.(interface{ cleanup(context.Context) error }); ok {
+		return c.cleanup(ctx)
+	}
+	return nil
+}
+
 // cleanup deletes every key and counter of the keyspace.
 func (t *cacheTarget) cleanup(ctx context.Context) error {
 	return t.c.DeleteMany(ctx, append(slices.Clone(t.keys), t.counters...))

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// countingDriver counts the calls a command makes to the store through the
+// driver directly (stats lists and reads headers that way: the cache has no
+// call that returns object names, sizes and times), which the cache's own
+// Stats cannot see. On S3 each call is one request: a LIST is one
+// ListObjectsV2 page, a read one GetObject. It has only the base
+// driver.Driver methods: give it to code that needs no optional capability.
+type countingDriver struct {
+	d                       driver.Driver
+	lists, reads, writes    atomic.Int64
+	deletes                 atomic.Int64
+	bytesRead, bytesWritten atomic.Int64
+}
+
+func newCountingDriver(d driver.Driver) *countingDriver { return &countingDriver{d: d} }
+
+// Read implements driver.Driver.
+func (c *countingDriver) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
+	c.reads.Add(1)
+	data, attrs, err := c.d.Read(ctx, name, off, n)
+	c.bytesRead.Add(int64(len(data)))
+	return data, attrs, err
+}
+
+// Write implements driver.Driver.
+func (c *countingDriver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	c.writes.Add(1)
+	cr := &countingReader{r: body}
+	err := c.d.Write(ctx, name, cr, opts)
+	c.bytesWritten.Add(cr.n)
+	return err
+}
+
+// Delete implements driver.Driver.
+func (c *countingDriver) Delete(ctx context.Context, name string) error {
+	c.deletes.Add(1)
+	return c.d.Delete(ctx, name)
+}
+
+// List implements driver.Driver.
+func (c *countingDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	c.lists.Add(1)
+	return c.d.List(ctx, opts)
+}
+
+// Close implements driver.Driver. It does not close the wrapped driver,
+// which belongs to the cache.
+func (c *countingDriver) Close() error { return nil }
+
+// addTo adds the counted calls to s's request and byte counters, so that s
+// holds everything this process asked of the store.
+func (c *countingDriver) addTo(s *cache.Stats) {
+	s.Lists += c.lists.Load()
+	s.Reads += c.reads.Load()
+	s.Writes += c.writes.Load()
+	s.DeleteRequests += c.deletes.Load()
+	s.BytesRead += c.bytesRead.Load()
+	s.BytesWritten += c.bytesWritten.Load()
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+// Read implements io.Reader.
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	return n, err
+}
+
+// writeCounters writes the counters block that bench and stats print after
+// their results: one "name: value" line each, like the rest of their output,
+// from s, this process's counters. heading says whose counters they are;
+// readsAre, when not empty, says what the reads were ("header reads").
+//
+// requests are driver calls, each one request on S3: LIST a ListObjectsV2
+// page, GET a GetObject (whole or ranged), PUT a PutObject (conditional ones
+// included), DELETE a DeleteObject, batch DELETE a DeleteObjects of up to
+// 1000 names.
+func writeCounters(w io.Writer, heading string, s cache.Stats, readsAre string) error {
+	reads := fmt.Sprintf("%d GET", s.Reads)
+	if readsAre != "" {
+		reads += " (" + readsAre + ")"
+	}
+	total := s.Lists + s.Reads + s.Writes + s.DeleteRequests + s.BatchDeletes
+	for _, l := range [][2]string{
+		{"counters", heading},
+		{"requests", fmt.Sprintf("%d LIST, %s, %d PUT, %d DELETE, %d batch DELETE (%d in all)",
+			s.Lists, reads, s.Writes, s.DeleteRequests, s.BatchDeletes, total)},
+		{"transferred", fmt.Sprintf("%d bytes read (%s), %d bytes written (%s)",
+			s.BytesRead, formatBytes(s.BytesRead), s.BytesWritten, formatBytes(s.BytesWritten))},
+		{"lookups", fmt.Sprintf("%d hits, %d misses", s.Hits, s.Misses)},
+		{"calls", fmt.Sprintf("%d sets, %d adds (%d added), %d deletes, %d touches, %d incrs",
+			s.Sets, s.Adds, s.Added, s.Deletes, s.Touches, s.Incrs)},
+		{"culls", fmt.Sprintf("%d (%d entries culled), %d clears", s.Culls, s.EntriesCulled, s.Clears)},
+		{"dropped", fmt.Sprintf("%d expired, %d corrupt, %d forged; %d retries", s.Expired, s.Corrupt, s.Forged, s.Retries)},
+		{"errors", fmt.Sprint(s.Errors)},
+	} {
+		if _, err := fmt.Fprintf(w, "%-13s %s\n", l[0]+":", l[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
