@@ -5,7 +5,7 @@
 //
 //	go run ./internal/cmd/testall [go test flags] [packages]
 //
-// With no arguments it runs
+// With no arguments it fuzzes each fuzz target for 8 s, then runs
 //
 //	go test -race -count=1 -timeout=25m ./...
 //
@@ -15,25 +15,47 @@
 //
 //	go run ./internal/cmd/testall -run Conformance ./drivers/...
 //
+// The runner's own flag -fuzztime=T sets the time per fuzz target (a
+// duration, or Nx for N inputs, as for go test; default 8s, or $FUZZTIME if
+// set); -fuzztime=0 skips fuzzing. It is not passed to go test.
+//
 // Steps:
 //
-//  1. Find MinIO in $(go env GOBIN) or $(go env GOPATH)/bin and check, from its
+//  1. The fuzz step, in a full run only (no packages named and none of -run,
+//     -skip, -list or -fuzz): find the fuzz tests of ./... (go list, then the
+//     test files' FuzzXxx(*testing.F) functions) and run each, one after the
+//     other since the fuzzer uses every core, with
+//     go test -run='^$' -fuzz='^FuzzXxx$' -fuzztime=T ./pkg (without -race;
+//     the build flags -tags, -mod, -modfile, -overlay, -gcflags, -ldflags,
+//     -asmflags, -trimpath and -buildvcs of the arguments are passed on).
+//     A fuzz target that fails is a failed test.
+//  2. Find MinIO in $(go env GOBIN) or $(go env GOPATH)/bin and check, from its
 //     build info, that it is the pinned version; if not, run
 //     go install github.com/minio/minio@<pinned> from a temporary directory
 //     (about 5 minutes the first time; MinIO never enters our go.mod).
-//  2. Start it on free 127.0.0.1 ports with random credentials and a temporary
+//  3. Start it on free 127.0.0.1 ports with random credentials and a temporary
 //     data directory, and wait for /minio/health/live and /minio/health/ready.
-//  3. Run go test -json with BLOBCACHE_S3_ENDPOINT, BLOBCACHE_S3_ACCESS_KEY,
+//  4. Run go test -json with BLOBCACHE_S3_ENDPOINT, BLOBCACHE_S3_ACCESS_KEY,
 //     BLOBCACHE_S3_SECRET_KEY and BLOBCACHE_S3_REGION set, and report its
 //     events (see Output).
-//  4. Stop MinIO and remove the temporary directory, also on failure or
+//  5. Stop MinIO and remove the temporary directory, also on failure or
 //     Ctrl-C, print the closing line of counts, and exit: with go test's
-//     exit code when it is not 0, else 1 if a test or a package failed
-//     (build failures included), else 0.
+//     exit code when it is not 0, else 1 if a fuzz target, a test or a
+//     package failed (build failures included), else 0.
 //
 // # Output
 //
-// The runner reads go test's event stream (go doc test2json) and prints, as
+// The fuzz step prints, on standard error, one line per target:
+//
+//	testall: fuzz FuzzNames (./drivers/file) for 8s: ok, 76048 execs, 9 new interesting, 8s of fuzzing (11.2s with the build)
+//
+// taken from go test's last "fuzz: elapsed: ..., execs: ..." line, or for a
+// target that failed, go test's output (which names the failing input it
+// wrote under the package's testdata/fuzz) and then
+//
+//	testall: fuzz FuzzNames (./drivers/file) for 8s: FAILED, failing input drivers/file/testdata/fuzz/FuzzNames/1de061fa29cfbb3d
+//
+// The runner then reads go test's event stream (go doc test2json) and prints, as
 // packages finish (their events interleave):
 //
 //   - go test's own line per package: "ok  \tpkg\t12.3s", "FAIL\tpkg\t...",
@@ -55,13 +77,16 @@
 // Package paths in the runner's own lines are relative to the module. After
 // the run comes a summary section, "== testall summary ==", with
 //
+//   - per package fuzzed, a "fuzz" line: its targets, how many passed and
+//     failed, and each one's execs;
 //   - per package that has a top-level TestConformance or TestCrossDriver, a
 //     "conformance" line counting the suite's leaf subtests passed, failed
 //     and skipped, in all and per child of the suite (Driver and Cache; or
 //     the drivers compared), so that one sees it ran on mem, file and MinIO;
 //   - the skips again, "skipped" lines;
-//   - "failed" lines: the failed top-level tests, those that did not finish,
-//     and packages that failed to build or failed outside any test;
+//   - "failed" lines: the fuzz targets that failed, the failed top-level
+//     tests, those that did not finish, and packages that failed to build or
+//     failed outside any test;
 //   - "packages N ok, N failed, N with no test files".
 //
 // The last line the runner prints is alone on its line:
@@ -69,12 +94,14 @@
 //	412 passed, 0 failed, 3 skipped
 //
 // counting each pass, fail and skip event of a test or subtest, parents as
-// well as leaves (with -count=N, each run); a test that started but never
-// finished in a failed package counts as failed.
+// well as leaves (with -count=N, each run), and each fuzz target of the fuzz
+// step as one test passed or failed; a test that started but never finished
+// in a failed package counts as failed.
 //
 // With -v, every output line is printed as it comes, as go test -v does,
 // before the same skips and summary. With -json, go test's events are
-// printed as they are, with no summary and no closing line.
+// printed as they are, with no summary and no closing line (a failed fuzz
+// target still makes the exit code 1).
 //
 // To use your own MinIO or S3 instead, set BLOBCACHE_S3_ENDPOINT (and the
 // other BLOBCACHE_S3_* variables): MinIO is then neither installed, started
@@ -141,6 +168,40 @@ func run(args []string) (code int, closing string) {
 	if !race {
 		logf("warning: cgo is off (no C compiler?), running without -race")
 	}
+	fuzztime, args, err := fuzzTimeFlag(args, os.Getenv("FUZZTIME"))
+	if err != nil {
+		logf("%v", err)
+		return 2, ""
+	}
+	flags, _, _, _ := splitArgs(args)
+	_, userJSON := flags["json"]
+	var rep *reporter
+	if !userJSON {
+		rep = newReporter(os.Stdout, modulePath(env["GOMOD"]), boolFlag(args, "v"))
+	}
+
+	// The fuzz step, before MinIO starts: each fuzz target for fuzztime.
+	fuzzFailed := false
+	if fuzztime != "" && fullRun(args) {
+		buildFlags := fuzzBuildFlags(args)
+		targets, err := findFuzzTargets(ctx, buildFlags)
+		if err != nil {
+			logf("finding the fuzz tests: %v", err)
+			return 1, ""
+		}
+		logf("fuzzing %s for %s each, one after the other (-fuzztime=0 skips this)", plural(len(targets), "target"), fuzztime)
+		start := time.Now()
+		fuzzFailed = !runFuzz(ctx, targets, fuzztime, buildFlags, os.Environ(), os.Stderr, rep)
+		logf("fuzzing took %s", time.Since(start).Round(100*time.Millisecond))
+		if ctx.Err() != nil {
+			logf("interrupted")
+			if rep == nil {
+				return 1, ""
+			}
+			rep.finish()
+			return 1, rep.closing()
+		}
+	}
 	testEnv := os.Environ()
 
 	if ep := os.Getenv("BLOBCACHE_S3_ENDPOINT"); ep != "" {
@@ -178,8 +239,6 @@ func run(args []string) (code int, closing string) {
 	}
 
 	targs := testArgs(args, race)
-	flags, _, _, _ := splitArgs(args)
-	_, userJSON := flags["json"]
 	if !userJSON {
 		targs = slices.Insert(targs, 1, "-json")
 	}
@@ -188,12 +247,10 @@ func run(args []string) (code int, closing string) {
 	cmd.Env = testEnv
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	var (
-		rep      *reporter
 		pw       *io.PipeWriter
 		readDone = make(chan struct{})
 	)
-	if !userJSON {
-		rep = newReporter(os.Stdout, modulePath(env["GOMOD"]), boolFlag(args, "v"))
+	if rep != nil {
 		var pr *io.PipeReader
 		pr, pw = io.Pipe()
 		cmd.Stdout = pw
@@ -232,6 +289,9 @@ func run(args []string) (code int, closing string) {
 		code = exitErr.ExitCode()
 	default:
 		logf("go test: %v", err)
+		code = 1
+	}
+	if code == 0 && fuzzFailed {
 		code = 1
 	}
 	if rep == nil {

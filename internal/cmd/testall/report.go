@@ -75,7 +75,8 @@ type reporter struct {
 	module  string // trimmed from package paths in the runner's own lines
 	verbose bool   // print every output line as it comes, like go test -v
 	pkgs    map[string]*pkgState
-	order   []string // packages as they started
+	order   []string     // packages as they started
+	fuzz    []fuzzResult // the fuzz step's targets, in the order they ran
 
 	passed, failed, skipped int
 }
@@ -183,6 +184,17 @@ func (r *reporter) event(e *event) {
 			r.skipped++
 			r.noteSkip(p, e.Test, skipReason(p, t))
 		}
+	}
+}
+
+// fuzzed counts a fuzz target of the fuzz step as a passed or failed test
+// and keeps it for the summary.
+func (r *reporter) fuzzed(res fuzzResult) {
+	r.fuzz = append(r.fuzz, res)
+	if res.ok {
+		r.passed++
+	} else {
+		r.failed++
 	}
 }
 
@@ -402,6 +414,17 @@ func (r *reporter) summary() {
 	for _, path := range paths {
 		width = max(width, len(r.short(path)))
 	}
+	// The fuzz step's packages, in the order they were fuzzed.
+	var fuzzPkgs []string
+	fuzzByPkg := map[string][]*fuzzResult{}
+	for i := range r.fuzz {
+		res := &r.fuzz[i]
+		if fuzzByPkg[res.target.pkg] == nil {
+			fuzzPkgs = append(fuzzPkgs, res.target.pkg)
+			width = max(width, len(r.short(res.target.pkg)))
+		}
+		fuzzByPkg[res.target.pkg] = append(fuzzByPkg[res.target.pkg], res)
+	}
 	row := func(kind, path, format string, args ...any) {
 		fmt.Fprintf(r.out, "%-12s %-*s  %s\n", kind, width, r.short(path), fmt.Sprintf(format, args...))
 	}
@@ -415,6 +438,9 @@ func (r *reporter) summary() {
 			}
 		}
 	}
+	for _, path := range fuzzPkgs {
+		row("fuzz", path, "%s", fuzzLine(fuzzByPkg[path]))
+	}
 	for _, path := range paths {
 		p := r.pkgs[path]
 		for _, n := range p.notes {
@@ -422,6 +448,11 @@ func (r *reporter) summary() {
 		}
 		for _, s := range p.skipCounts() {
 			row("skipped", path, "%s", s)
+		}
+	}
+	for _, res := range r.fuzz {
+		if !res.ok {
+			row("failed", res.target.pkg, "%s (fuzzing for %s: %s)", res.target.name, res.fuzztime, res.reason)
 		}
 	}
 	var ok, fail, none int
@@ -458,6 +489,35 @@ func (r *reporter) summary() {
 		}
 	}
 	fmt.Fprintf(r.out, "packages     %d ok, %d failed, %d with no test files\n", ok, fail, none)
+}
+
+// fuzzLine sums up the fuzz step's targets of one package, such as
+// "2 targets for 8s each: 2 ok (FuzzA 76048 execs, FuzzB 1200 execs)".
+func fuzzLine(results []*fuzzResult) string {
+	var okN, failN int
+	var parts []string
+	for _, res := range results {
+		switch {
+		case !res.ok:
+			failN++
+			parts = append(parts, res.target.name+" FAILED")
+		case res.elapsed == "":
+			okN++
+			parts = append(parts, res.target.name+" ok")
+		default:
+			okN++
+			parts = append(parts, fmt.Sprintf("%s %d execs", res.target.name, res.execs))
+		}
+	}
+	each := ""
+	if len(results) > 1 {
+		each = " each"
+	}
+	line := fmt.Sprintf("%s for %s%s: %d ok", plural(len(results), "target"), results[0].fuzztime, each, okN)
+	if failN > 0 {
+		line += fmt.Sprintf(", %d FAILED", failN)
+	}
+	return line + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // suiteLine counts the leaf subtests of a suite: in all, and per child of
