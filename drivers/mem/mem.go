@@ -3,11 +3,14 @@
 // lacks.
 //
 // memblob has no replace-if-unchanged, and its create-if-absent cannot be
-// combined with one. So every change to a store (Write, Replace, Delete,
-// DeleteBatch) runs under the store's lock, which makes IfAbsent and Replace
-// atomic and all changes linearizable, and the store keeps a version per
-// name: a number from a counter that never repeats within the store, which
-// is the ETag that Read returns (under the same lock) and Replace compares.
+// combined with one. So every change to an object (Write, Replace, Delete,
+// DeleteBatch) runs under its name's lock, which makes IfAbsent and Replace
+// atomic and the changes to each object linearizable, and the store keeps a
+// version per name: a number from a counter that never repeats within the
+// store, which is the ETag that Read returns (under the same lock) and
+// Replace compares. Names hash onto a fixed set of locks, so that writers of
+// different names rarely wait for each other; DeleteBatch holds the locks of
+// all its names at once, so a batch is one step.
 //
 // A [*Driver] implements [driver.Driver], [driver.BatchDeleter] and
 // [driver.Replacer], and is safe for concurrent use.
@@ -31,13 +34,53 @@ import (
 // errClosed is returned by calls made after Close.
 var errClosed = errors.New("mem: driver is closed")
 
+// lockStripes is the number of name locks of a store.
+const lockStripes = 64
+
 // store is one in-memory bucket and the versions of its objects.
 type store struct {
 	b *blobdrv.Driver // over a memblob bucket only this store uses
 
-	mu  sync.RWMutex      // held for writing across every change
-	gen uint64            // last version handed out
-	ver map[string]uint64 // version of each existing object; absent = no object
+	// locks[stripe(name)] is held for writing across every change of name,
+	// for reading across a read of it.
+	locks [lockStripes]sync.RWMutex
+
+	verMu sync.Mutex
+	gen   uint64            // last version handed out
+	ver   map[string]uint64 // version of each existing object; absent = no object
+}
+
+// stripe returns the index of name's lock (FNV-1a).
+func stripe(name string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return int(h % lockStripes)
+}
+
+// version returns name's version and whether the object exists.
+func (s *store) version(name string) (uint64, bool) {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	v, ok := s.ver[name]
+	return v, ok
+}
+
+// bump gives name a new version.
+func (s *store) bump(name string) {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	s.gen++
+	s.ver[name] = s.gen
+}
+
+// forget removes name's version.
+func (s *store) forget(name string) {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	delete(s.ver, name)
 }
 
 func newStore() *store {
@@ -98,13 +141,15 @@ func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([
 		return nil, driver.Attributes{}, errClosed
 	}
 	s := d.s
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	l := &s.locks[stripe(name)]
+	l.RLock()
+	defer l.RUnlock()
 	data, attrs, err := s.b.Read(ctx, name, offset, length)
 	if err != nil {
 		return nil, driver.Attributes{}, wrap(err)
 	}
-	attrs.ETag = etagOf(s.ver[name])
+	v, _ := s.version(name)
+	attrs.ETag = etagOf(v)
 	return data, attrs, nil
 }
 
@@ -120,7 +165,7 @@ func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *d
 	})
 }
 
-// Replace implements [driver.Replacer]: under the lock it compares etag with
+// Replace implements [driver.Replacer]: under the name's lock it compares etag with
 // the object's version and stores the body only if they are equal.
 // opts.IfAbsent is ignored.
 func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
@@ -136,7 +181,7 @@ func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag 
 }
 
 // put streams body into a memblob writer (one copy of the bytes, no
-// intermediate buffer), then under the lock runs check and either commits the
+// intermediate buffer), then under the name's lock runs check and either commits the
 // writer or aborts it (cancelling its context, the Go CDK's way to abort a
 // write: nothing is stored).
 func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, check func(exists bool, v uint64) error) error {
@@ -168,9 +213,10 @@ func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts 
 		return fmt.Errorf("mem: %s %q: %w", op, name, err)
 	}
 	s := d.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, exists := s.ver[name]
+	l := &s.locks[stripe(name)]
+	l.Lock()
+	defer l.Unlock()
+	v, exists := s.version(name)
 	if err := check(exists, v); err != nil {
 		abort()
 		return err
@@ -180,8 +226,7 @@ func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts 
 	if err := w.Close(); err != nil {
 		return wrap(err)
 	}
-	s.gen++
-	s.ver[name] = s.gen
+	s.bump(name)
 	return nil
 }
 
@@ -194,21 +239,23 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("mem: delete %q: %w", name, err)
 	}
 	s := d.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	l := &s.locks[stripe(name)]
+	l.Lock()
+	defer l.Unlock()
 	return s.deleteLocked(ctx, name)
 }
 
+// deleteLocked deletes name; the caller holds its lock.
 func (s *store) deleteLocked(ctx context.Context, name string) error {
 	if err := s.b.Delete(ctx, name); err != nil {
 		return wrap(err)
 	}
-	delete(s.ver, name)
+	s.forget(name)
 	return nil
 }
 
 // DeleteBatch implements [driver.BatchDeleter]: every name is deleted in one
-// step under the lock.
+// step under the locks of all the names.
 func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
 	if d.closed.Load() {
 		return errClosed
@@ -217,8 +264,18 @@ func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
 		return fmt.Errorf("mem: delete batch: %w", err)
 	}
 	s := d.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Take the locks of all the names, in index order (no deadlock with
+	// another batch), so that the batch is one step.
+	var held [lockStripes]bool
+	for _, name := range names {
+		held[stripe(name)] = true
+	}
+	for i := range held {
+		if held[i] {
+			s.locks[i].Lock()
+			defer s.locks[i].Unlock()
+		}
+	}
 	failed := map[string]error{}
 	for _, name := range names {
 		if err := s.deleteLocked(context.WithoutCancel(ctx), name); err != nil {

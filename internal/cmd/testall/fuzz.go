@@ -53,10 +53,10 @@ type fuzzStats struct {
 	buildFailed bool   // the package did not build
 	// deadlineRace: the fuzz test failed with nothing but "context deadline
 	// exceeded", with no failing input. That is a race in Go's fuzzing
-	// coordinator at the end of -fuzztime (golang/go#75804: the -fuzztime
-	// deadline can reach the coordinator before the workers' context, and
-	// is then reported as an error), fixed in Go 1.27; it is likeliest on a
-	// loaded machine. A failure of the fuzz function itself is reported
+	// coordinator at the end of -fuzztime (the -fuzztime deadline can reach
+	// the coordinator before the workers' context, and is then reported as
+	// an error; seen on go1.26.8 here, and widely reported); it is likeliest
+	// on a loaded machine. A failure of the fuzz function itself is reported
 	// under a nested "--- FAIL" line with its input written to testdata.
 	deadlineRace bool
 }
@@ -348,13 +348,13 @@ func fuzzOne(ctx context.Context, t fuzzTarget, fuzztime string, buildFlags, env
 	res, output := attempt(ctx, t, fuzztime, buildFlags, env)
 	if !res.ok && res.deadlineRace && ctx.Err() == nil {
 		fmt.Fprintf(out, "testall: fuzz %s (%s): \"context deadline exceeded\" at the end of -fuzztime with no failing input, "+
-			"Go's fuzz deadline race (golang/go#75804, fixed in Go 1.27): running it again\n", t.name, t.dir)
+			"Go's fuzz coordinator deadline race: running it again\n", t.name, t.dir)
 		took := res.took
 		res, output = attempt(ctx, t, fuzztime, buildFlags, env)
 		res.took += took
 		res.retried = true
 		if res.deadlineRace {
-			res.reason = "\"context deadline exceeded\" twice, no failing input (golang/go#75804?)"
+			res.reason = "\"context deadline exceeded\" twice, no failing input (Go's fuzz deadline race twice?)"
 		}
 	}
 	if !res.ok && ctx.Err() == nil {
@@ -427,7 +427,7 @@ func (r *fuzzResult) line() string {
 		line = head + fmt.Sprintf("ok, %d execs, %d new interesting, %s of fuzzing (%s with the build)", r.execs, r.interesting, r.elapsed, took)
 	}
 	if r.retried {
-		line += ", second run (the first hit golang/go#75804)"
+		line += ", second run (the first hit Go's fuzz deadline race)"
 	}
 	return line
 }

@@ -45,7 +45,7 @@ const (
 		"./fz_test.go:9:4: undefined: x\n" +
 		"FAIL\texample.com/fz [build failed]\n"
 	fuzzNone = "testing: warning: no fuzz tests to fuzz\nPASS\nok  \texample.com/fz\t0.010s\n"
-	// golang/go#75804, recorded on go1.26.8 (2 cores, loaded).
+	// Go's fuzz deadline race, recorded on go1.26.8 (2 cores, loaded).
 	fuzzDeadlineRace = "fuzz: elapsed: 0s, gathering baseline coverage: 0/37 completed\n" +
 		"fuzz: elapsed: 1s, gathering baseline coverage: 37/37 completed, now fuzzing with 2 workers\n" +
 		"fuzz: elapsed: 3s, execs: 47 (16/sec), new interesting: 0 (total: 37)\n" +
@@ -406,9 +406,9 @@ func TestFuzzOneRetriesDeadlineRace(t *testing.T) {
 		{"pass", []string{fuzzPassed}, true,
 			"fuzz FuzzNames (./drivers/file) for 8s: ok, 21042 execs, 9 new interesting, 8s of fuzzing (1s with the build)", ""},
 		{"race then pass", []string{fuzzDeadlineRace, fuzzPassed}, true,
-			"fuzz FuzzNames (./drivers/file) for 8s: ok, 21042 execs, 9 new interesting, 8s of fuzzing (2s with the build), second run (the first hit golang/go#75804)", ""},
+			"fuzz FuzzNames (./drivers/file) for 8s: ok, 21042 execs, 9 new interesting, 8s of fuzzing (2s with the build), second run (the first hit Go's fuzz deadline race)", ""},
 		{"race twice", []string{fuzzDeadlineRace, fuzzDeadlineRace}, false,
-			`fuzz FuzzNames (./drivers/file) for 8s: FAILED, "context deadline exceeded" twice, no failing input (golang/go#75804?)`, fuzzDeadlineRace},
+			`fuzz FuzzNames (./drivers/file) for 8s: FAILED, "context deadline exceeded" twice, no failing input (Go's fuzz deadline race twice?)`, fuzzDeadlineRace},
 		{"race then crasher", []string{fuzzDeadlineRace, fuzzFound}, false,
 			"fuzz FuzzNames (./drivers/file) for 8s: FAILED, failing input drivers/file/testdata/fuzz/FuzzBad/1de061fa29cfbb3d", fuzzFound},
 		{"crasher", []string{fuzzFound}, false,
@@ -442,7 +442,7 @@ func TestFuzzOneRetriesDeadlineRace(t *testing.T) {
 		shown := out.String()
 		if len(tc.outputs) > 1 {
 			note, rest, _ := strings.Cut(shown, "\n")
-			if !strings.Contains(note, "golang/go#75804") || !strings.Contains(note, "running it again") {
+			if !strings.Contains(note, "deadline race") || !strings.Contains(note, "running it again") {
 				t.Errorf("%s: no note of the retry: %q", tc.name, note)
 			}
 			shown = rest
