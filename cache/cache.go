@@ -111,7 +111,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		gzip:           s.gzip,
 		now:            s.now,
 		desc:           s.description,
-		counter:        newEntryCounter(),
+		counter:        newEntryCounter(s.maxEntries > 0),
 		logger:         s.logger,
 	}
 	if len(s.signingKeys) > 0 {

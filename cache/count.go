@@ -18,6 +18,10 @@ type entryCounter struct {
 	// listMu serializes listings: one list-and-cull at a time.
 	listMu sync.Mutex
 
+	// off: the cache never culls by count (max_entries 0), so nothing is
+	// tracked and wrote, dropped and endListing cost nothing.
+	off bool
+
 	mu     sync.Mutex
 	valid  bool                // known reflects a listing
 	known  map[string]struct{} // names believed to exist
@@ -38,8 +42,10 @@ type entryCounter struct {
 // (culls are decided on the listing, not the guess).
 const initialRatio = 3
 
-func newEntryCounter() *entryCounter {
-	return &entryCounter{known: make(map[string]struct{}), ratio: initialRatio}
+// newEntryCounter returns a counter; with on false (max_entries 0) it
+// tracks nothing.
+func newEntryCounter(on bool) *entryCounter {
+	return &entryCounter{off: !on, known: make(map[string]struct{}), ratio: initialRatio}
 }
 
 // needsListing reports whether a write must first list the store, given the
@@ -80,6 +86,9 @@ func (ec *entryCounter) unknown(names []string) int {
 
 // wrote records a successful write of name.
 func (ec *entryCounter) wrote(name string) {
+	if ec.off {
+		return
+	}
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if _, ok := ec.known[name]; !ok {
@@ -94,6 +103,9 @@ func (ec *entryCounter) wrote(name string) {
 
 // dropped records that names no longer exist.
 func (ec *entryCounter) dropped(names ...string) {
+	if ec.off {
+		return
+	}
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	for _, name := range names {
@@ -127,6 +139,11 @@ func (ec *entryCounter) abortListing() {
 func (ec *entryCounter) endListing(listed []string, culled []string) {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
+	if ec.off {
+		ec.listing = false
+		ec.pendingAdd, ec.pendingDrop = nil, nil
+		return
+	}
 	if ec.valid {
 		unseen := 0 // names others added that this process did not know of
 		for _, name := range listed {
