@@ -72,9 +72,11 @@ func benchFlags(fs *flag.FlagSet, v *flagValues) {
 const benchDetail = `Runs a workload of cache calls on random keys of the URL's cache and
 prints its throughput (ops/s), latency (p50, p99, p99.9 and max, in all
 and per operation), misses, and store requests per operation. With -raw
-(the default) it then runs the same workload (same seed: the same keys
+(the default) it also runs the same workload (same seed: the same keys
 and operations) on the store itself, through the driver without the
-cache, and prints the throughput ratio cache/raw. Last come this
+cache, and prints the throughput ratio cache/raw; the duration (or -ops)
+is then split in two halves run in the order cache, raw, raw, cache, so
+that neither side gains from going second. Last come this
 process's cache counters (Stats) after the cache run's prefill, run and
 cleanup: the requests by kind and the bytes are what the run cost on the
 store's bill (the raw run calls the driver directly and is not in them;

@@ -474,7 +474,34 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("loadgen: prefill: %w", err)
 		}
 	}
+	m := measure(ctx, t, cfg, value)
+	return m.report(t.Name(), cfg), m.err
+}
 
+// measured is what one measured run (or several, added up) counted.
+type measured struct {
+	ws       *workerStats
+	elapsed  time.Duration
+	requests int64 // -1 when the target cannot tell
+	err      error // the first error that stopped a run
+}
+
+// add adds o's counts to m's.
+func (m *measured) add(o measured) {
+	m.ws.merge(o.ws)
+	m.elapsed += o.elapsed
+	if m.requests < 0 || o.requests < 0 {
+		m.requests = -1
+	} else {
+		m.requests += o.requests
+	}
+	if m.err == nil {
+		m.err = o.err
+	}
+}
+
+// measure runs cfg's workload (defaults filled in) on t, without prefill.
+func measure(ctx context.Context, t Target, cfg Config, value []byte) measured {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -520,17 +547,24 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	req1 := t.Requests()
-
-	r := &Report{Target: t.Name(), Config: cfg, Elapsed: elapsed, PerOp: map[Op]OpStats{}, Err: firstErr}
-	all := newWorkerStats()
-	for _, ws := range workers {
-		all.merge(ws)
+	m := measured{ws: newWorkerStats(), elapsed: time.Since(start), requests: -1, err: firstErr}
+	if req0 >= 0 {
+		if req1 := t.Requests(); req1 >= 0 {
+			m.requests = req1 - req0
+		}
 	}
+	for _, ws := range workers {
+		m.ws.merge(ws)
+	}
+	return m
+}
+
+// report makes the Report of what m counted.
+func (m measured) report(target string, cfg Config) *Report {
+	r := &Report{Target: target, Config: cfg, Elapsed: m.elapsed, PerOp: map[Op]OpStats{}, Err: m.err}
 	var allHist histogram
 	for _, op := range Ops {
-		s := all.ops[op]
+		s := m.ws.ops[op]
 		if s.n == 0 {
 			continue
 		}
@@ -541,13 +575,13 @@ func Run(ctx context.Context, t Target, cfg Config) (*Report, error) {
 		r.All.Misses += s.misses
 	}
 	r.All.P50, r.All.P99, r.All.P999, r.All.Max = allHist.quantile(0.50), allHist.quantile(0.99), allHist.quantile(0.999), allHist.maxDuration()
-	r.OpsPerSec = float64(r.All.Ops) / elapsed.Seconds()
+	r.OpsPerSec = float64(r.All.Ops) / m.elapsed.Seconds()
 	r.Requests, r.RequestsPerOp = -1, math.NaN()
-	if req0 >= 0 && req1 >= 0 {
-		r.Requests = req1 - req0
+	if m.requests >= 0 {
+		r.Requests = m.requests
 		r.RequestsPerOp = float64(r.Requests) / math.Max(1, float64(r.All.Ops))
 	}
-	return r, firstErr
+	return r
 }
 
 // prefill writes every key (and every counter, for a mix with incr) once,
@@ -584,28 +618,72 @@ func (c *Comparison) String() string {
 	return fmt.Sprintf("%s%sthroughput ratio cache/raw: %.3f\n", c.Cache, c.Raw, c.Ratio)
 }
 
-// Compare runs cfg's workload on c, then the same workload on c's driver
+// Compare runs cfg's workload on c and the same workload on c's driver
 // (objects under "loadgen-raw/", see DriverTarget), and reports both with
-// the throughput ratio. It deletes what both runs wrote afterwards. The two
-// runs use the same seed, so they draw the same keys and operations.
+// the throughput ratio. It deletes what both runs wrote afterwards.
+//
+// So that neither side gains from going second (a warmer server, a grown
+// heap, a store filling up), the workload is measured in two halves, in the
+// order cache, raw, raw, cache (each half gets half the duration and of the
+// operations); each side's report adds up its two halves. The two sides use
+// the same seeds, so they draw the same keys and operations.
 func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, error) {
 	cfg = cfg.withDefaults()
 	ct := CacheTarget(c, cfg.Keyspace, cfg.TTL).(*cacheTarget)
-	cr, err := Run(ctx, ct, cfg)
-	if cerr := ct.cleanup(context.WithoutCancel(ctx)); err == nil && cerr != nil {
-		err = fmt.Errorf("loadgen: deleting the cache run's keys: %w", cerr)
-	}
-	if err != nil {
-		return &Comparison{Cache: cr}, err
-	}
 	dt := DriverTarget(c.Driver(), "loadgen-raw/", cfg.Keyspace).(*driverTarget)
-	rr, err := Run(ctx, dt, cfg)
-	if cerr := dt.cleanup(context.WithoutCancel(ctx)); err == nil && cerr != nil {
-		err = fmt.Errorf("loadgen: deleting the raw run's objects: %w", cerr)
+	cleaned := false
+	defer func() {
+		if !cleaned { // best effort after a failure
+			_ = ct.cleanup(context.WithoutCancel(ctx))
+			_ = dt.cleanup(context.WithoutCancel(ctx))
+		}
+	}()
+	value := make([]byte, cfg.ValueSize)
+	rand.Read(value)
+	if !cfg.NoPrefill {
+		for _, t := range []Target{ct, dt} {
+			if err := prefill(ctx, t, cfg, value); err != nil {
+				return nil, fmt.Errorf("loadgen: prefill of the %s: %w", t.Name(), err)
+			}
+		}
 	}
-	cmp := &Comparison{Cache: cr, Raw: rr}
-	if rr != nil && rr.OpsPerSec > 0 {
-		cmp.Ratio = cr.OpsPerSec / rr.OpsPerSec
+	halves := [2]Config{cfg, cfg}
+	halves[0].Duration, halves[1].Duration = cfg.Duration/2, cfg.Duration-cfg.Duration/2
+	halves[0].Ops, halves[1].Ops = cfg.Ops/2, cfg.Ops-cfg.Ops/2
+	halves[1].Seed = cfg.Seed ^ 0x9e3779b97f4a7c15
+	cm := measured{ws: newWorkerStats()}
+	rm := measured{ws: newWorkerStats()}
+	for _, round := range []struct {
+		t    Target
+		m    *measured
+		half int
+	}{{ct, &cm, 0}, {dt, &rm, 0}, {dt, &rm, 1}, {ct, &cm, 1}} {
+		if cfg.Ops > 0 && halves[round.half].Ops == 0 {
+			continue // one operation in all: the second half has none
+		}
+		round.m.add(measure(ctx, round.t, halves[round.half], value))
+		if round.m.err != nil {
+			break
+		}
+	}
+	cmp := &Comparison{Cache: cm.report(ct.Name(), cfg), Raw: rm.report(dt.Name(), cfg)}
+	if cmp.Raw.OpsPerSec > 0 {
+		cmp.Ratio = cmp.Cache.OpsPerSec / cmp.Raw.OpsPerSec
+	}
+	err := cm.err
+	if err == nil {
+		err = rm.err
+	}
+	if err == nil {
+		cleaned = true
+		cerr := ct.cleanup(context.WithoutCancel(ctx))
+		derr := dt.cleanup(context.WithoutCancel(ctx))
+		switch {
+		case cerr != nil:
+			err = fmt.Errorf("loadgen: deleting the cache run's keys: %w", cerr)
+		case derr != nil:
+			err = fmt.Errorf("loadgen: deleting the raw run's objects: %w", derr)
+		}
 	}
 	return cmp, err
 }
