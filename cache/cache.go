@@ -78,11 +78,11 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	if d == nil {
 		return nil, errors.New("cache.New: nil driver")
 	}
+	if err := checkOptions(opts); err != nil {
+		return nil, err
+	}
 	s := defaultSettings()
-	for i, o := range opts {
-		if o == nil {
-			return nil, fmt.Errorf("%w: option %d of %d is nil", ErrInvalidOption, i+1, len(opts))
-		}
+	for _, o := range opts {
 		if err := o(&s); err != nil {
 			return nil, err
 		}
@@ -123,6 +123,16 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	c.replacer, _ = d.(driver.Replacer)
 	c.batch, _ = d.(driver.BatchDeleter)
 	return c, nil
+}
+
+// checkOptions refuses a nil Option, naming its position among opts.
+func checkOptions(opts []Option) error {
+	for i, o := range opts {
+		if o == nil {
+			return fmt.Errorf("%w: option %d of %d is nil", ErrInvalidOption, i+1, len(opts))
+		}
+	}
+	return nil
 }
 
 // String describes the cache without secrets.

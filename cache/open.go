@@ -43,6 +43,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	if ctx == nil {
 		return nil, fmt.Errorf("cache.Open: %w", errNilContext)
 	}
+	if err := checkOptions(opts); err != nil { // before the URL's options are added
+		return nil, err
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))

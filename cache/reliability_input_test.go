@@ -392,6 +392,10 @@ func TestReliabilityInputNil(t *testing.T) {
 	if !errors.Is(err, cache.ErrInvalidOption) || !strings.Contains(err.Error(), "option 2 of 2 is nil") {
 		t.Errorf("New with a nil Option = %v, want ErrInvalidOption naming option 2", err)
 	}
+	_, err = cache.Open(t.Context(), "mem://?max_entries=5&location=x", cache.WithGzip(true), nil)
+	if !errors.Is(err, cache.ErrInvalidOption) || !strings.Contains(err.Error(), "option 2 of 2 is nil") {
+		t.Errorf("Open with a nil Option = %v, want ErrInvalidOption naming option 2 of the Go options", err)
+	}
 	var nilCtx context.Context
 	if _, err := cache.Open(nilCtx, "mem://"); !errors.Is(err, cache.ErrInvalidArgument) {
 		t.Errorf("Open(nil ctx) = %v, want ErrInvalidArgument", err)
