@@ -59,7 +59,8 @@ func BenchmarkCache(b *testing.B) {
 // TestValueMemory measures Set and Get of a 64 MiB value in memory, gzip off
 // and on, and holds the bound: every byte allocated during the call
 // (an upper bound of the peak heap growth, and here including the copy the
-// store keeps) stays under 3x the value.
+// store keeps) stays under 3x the value. The race detector allocates more
+// (it drops sync.Pool items at random), so the bound holds without -race.
 func TestValueMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("64 MiB values")
@@ -68,6 +69,10 @@ func TestValueMemory(t *testing.T) {
 	got := conformance.ValueMemory(t, func(context.Context, *testing.T) (conformance.Harness, error) {
 		return &benchHarness{harness{name: fmt.Sprintf("bench-%d", benchStores.Add(1))}}, nil
 	}, size)
+	if raceEnabled {
+		t.Log("race detector on: allocations logged, the 3x bound not asserted")
+		return
+	}
 	for what, m := range got {
 		if m.Allocated >= 3*size {
 			t.Errorf("%s allocated %.2fx the value, want under 3x", what, float64(m.Allocated)/size)
