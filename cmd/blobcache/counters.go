@@ -10,76 +10,41 @@ import (
 	"github.com/blobcache/blobcache/driver"
 )
 
-// countingDriver counts the calls a command makes to the store through the
-// driver directly (stats lists and reads headers that way: the cache has no
-// call that returns object names, sizes and times), which the cache's own
-// Stats cannot see. On S3 each call is one request: a LIST is one
-// ListObjectsV2 page, a read one GetObject. It has only the base
-// driver.Driver methods: give it to code that needs no optional capability.
-type countingDriver struct {
-	d                       driver.Driver
-	lists, reads, writes    atomic.Int64
-	deletes                 atomic.Int64
-	bytesRead, bytesWritten atomic.Int64
+// scanCounter counts the calls stats makes to the store through the driver
+// directly (it lists and reads headers that way: the cache has no call that
+// returns object names, sizes and times), which the cache's own Stats cannot
+// see. On S3 each call is one request: a LIST is one ListObjectsV2 page, a
+// read one GetObject. Other calls pass through uncounted (the scan makes
+// none), and it has only the base driver.Driver methods.
+type scanCounter struct {
+	driver.Driver
+	lists, reads, bytesRead atomic.Int64
 }
 
-func newCountingDriver(d driver.Driver) *countingDriver { return &countingDriver{d: d} }
-
 // Read implements driver.Driver.
-func (c *countingDriver) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
+func (c *scanCounter) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
 	c.reads.Add(1)
-	data, attrs, err := c.d.Read(ctx, name, off, n)
+	data, attrs, err := c.Driver.Read(ctx, name, off, n)
 	c.bytesRead.Add(int64(len(data)))
 	return data, attrs, err
 }
 
-// Write implements driver.Driver.
-func (c *countingDriver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	c.writes.Add(1)
-	cr := &countingReader{r: body}
-	err := c.d.Write(ctx, name, cr, opts)
-	c.bytesWritten.Add(cr.n)
-	return err
-}
-
-// Delete implements driver.Driver.
-func (c *countingDriver) Delete(ctx context.Context, name string) error {
-	c.deletes.Add(1)
-	return c.d.Delete(ctx, name)
-}
-
 // List implements driver.Driver.
-func (c *countingDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+func (c *scanCounter) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	c.lists.Add(1)
-	return c.d.List(ctx, opts)
+	return c.Driver.List(ctx, opts)
 }
 
 // Close implements driver.Driver. It does not close the wrapped driver,
 // which belongs to the cache.
-func (c *countingDriver) Close() error { return nil }
+func (c *scanCounter) Close() error { return nil }
 
 // addTo adds the counted calls to s's request and byte counters, so that s
 // holds everything this process asked of the store.
-func (c *countingDriver) addTo(s *cache.Stats) {
+func (c *scanCounter) addTo(s *cache.Stats) {
 	s.Lists += c.lists.Load()
 	s.Reads += c.reads.Load()
-	s.Writes += c.writes.Load()
-	s.DeleteRequests += c.deletes.Load()
 	s.BytesRead += c.bytesRead.Load()
-	s.BytesWritten += c.bytesWritten.Load()
-}
-
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-// Read implements io.Reader.
-func (r *countingReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.n += int64(n)
-	return n, err
 }
 
 // writeCounters writes the counters block that bench and stats print after

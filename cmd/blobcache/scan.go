@@ -103,7 +103,7 @@ func cmdStats(e *env, c *cache.Cache, _ []string) error {
 	// The scan calls the driver directly (the cache has no call returning
 	// names, sizes and times), so the cache's Stats do not see it: the
 	// wrapper counts its requests for the counters block.
-	d := newCountingDriver(c.Driver())
+	d := &scanCounter{Driver: c.Driver()}
 	start := time.Now()
 	objs, err := listAll(e, d, c.Location())
 	if err != nil {
