@@ -114,34 +114,15 @@ func fuzzTimeFlag(args []string, env string) (fuzztime string, rest []string, er
 		fuzztime = env
 	}
 	rest = make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "-args" || a == "--args" {
-			rest = append(rest, args[i:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			rest = append(rest, a)
+	for _, a := range parseArgs(args) {
+		if a.pkg || a.tail || a.name != "fuzztime" {
+			rest = append(rest, a.raw...)
 			continue
 		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		name = strings.TrimPrefix(name, "test.")
-		if name != "fuzztime" {
-			rest = append(rest, a)
-			if !hasValue && !boolFlags[name] && i+1 < len(args) {
-				i++ // the flag's value, whatever it looks like
-				rest = append(rest, args[i])
-			}
-			continue
+		if a.missing {
+			return "", nil, errors.New("flag -fuzztime needs a value (a duration such as 8s, or Nx; 0 skips fuzzing)")
 		}
-		if !hasValue {
-			if i+1 == len(args) {
-				return "", nil, errors.New("flag -fuzztime needs a value (a duration such as 8s, or Nx; 0 skips fuzzing)")
-			}
-			i++
-			value = args[i]
-		}
-		fuzztime = value
+		fuzztime = a.value
 	}
 	zero, err := isZeroFuzzTime(fuzztime)
 	if err != nil {

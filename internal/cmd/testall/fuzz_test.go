@@ -216,18 +216,7 @@ func TestFindFuzzTargets(t *testing.T) {
 		"nested/n_test.go":      "package n\n\nimport \"testing\"\n\nfunc FuzzNested(f *testing.F) {}\n",
 		"b/c/c_windows_test.go": "package c\n\nimport \"testing\"\n\nfunc FuzzWindows(f *testing.F) {}\n",
 	}
-	for name, content := range files {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Chdir(dir)
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOWORK", "off")
+	inModule(t, dir, files)
 	got, err := findFuzzTargets(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +308,7 @@ func TestRunFuzz(t *testing.T) {
 		t.Skip("builds and fuzzes a module: skipped in -short mode")
 	}
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	inModule(t, dir, map[string]string{
 		"go.mod": "module example.com/m\n\ngo 1.26\n",
 		"p/p_test.go": `package p
 
@@ -340,18 +329,7 @@ func FuzzBad(f *testing.F) {
 }
 `,
 		"q/q_test.go": "package q\n\nimport \"testing\"\n\nfunc FuzzQ(f *testing.F) { undefined() }\nfunc FuzzQ2(f *testing.F) {}\n",
-	} {
-		path := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Chdir(dir)
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOWORK", "off")
+	})
 	targets, err := findFuzzTargets(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -451,4 +429,22 @@ func TestFuzzOneRetriesDeadlineRace(t *testing.T) {
 			t.Errorf("%s: printed\n%s\nwant\n%s", tc.name, shown, tc.shown)
 		}
 	}
+}
+
+// inModule writes files (slash-separated paths under dir) and makes dir, a
+// module of its own, the working directory for the rest of the test.
+func inModule(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOWORK", "off")
 }

@@ -513,34 +513,64 @@ var boolFlags = map[string]bool{
 	"work": true, "x": true,
 }
 
+// arg is one of the runner's arguments as go test reads them: a flag with
+// its value, a package, or everything from -args on.
+type arg struct {
+	name  string   // a flag's name, without "test."
+	value string   // its value ("true" for a bare bool flag)
+	raw   []string // the words it was given as (a flag and a separate value are two)
+	pkg   bool     // raw[0] names a package
+	tail  bool     // raw is -args (or --args) and what follows
+	// missing: a flag that takes a value came last, without one.
+	missing bool
+}
+
+// parseArgs splits args into flags (with their values), packages and the
+// tail from -args on, as go test does.
+func parseArgs(args []string) []arg {
+	var out []arg
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "-args" || a == "--args" {
+			return append(out, arg{raw: args[i:], tail: true})
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			out = append(out, arg{raw: []string{a}, pkg: true})
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := arg{name: strings.TrimPrefix(name, "test."), value: value, raw: []string{a}}
+		switch {
+		case hasValue:
+		case boolFlags[f.name]:
+			f.value = "true"
+		case i+1 < len(args):
+			i++
+			f.value = args[i]
+			f.raw = append(f.raw, args[i])
+		default:
+			f.missing = true
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // splitArgs splits the runner's arguments into go test flags (with their
 // values), packages, and everything from -args on. set maps each flag's name,
 // without "test.", to its value ("true" for a bare bool flag).
 func splitArgs(args []string) (set map[string]string, flags, pkgs, rest []string) {
 	set = map[string]string{}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "-args" || a == "--args" {
-			rest = args[i:]
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pkgs = append(pkgs, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		name = strings.TrimPrefix(name, "test.")
-		flags = append(flags, a)
+	for _, a := range parseArgs(args) {
 		switch {
-		case hasValue:
-		case boolFlags[name]:
-			value = "true"
-		case i+1 < len(args):
-			i++
-			value = args[i]
-			flags = append(flags, value)
+		case a.tail:
+			rest = a.raw
+		case a.pkg:
+			pkgs = append(pkgs, a.raw[0])
+		default:
+			flags = append(flags, a.raw...)
+			set[a.name] = a.value
 		}
-		set[name] = value
 	}
 	return set, flags, pkgs, rest
 }
