@@ -60,6 +60,7 @@ type Cache struct {
 	maxEntries     int
 	policy         cull.Policy
 	gzip           bool
+	maxValueSize   int64
 	keys           *signingKeys // nil: entries are neither signed nor checked
 	now            func() time.Time
 	desc           string
@@ -91,6 +92,12 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v, ok := d.(driver.NameValidator); ok && prefix != "" {
+		// A sample entry name: the store must keep the location as given.
+		if err := v.ValidateName(prefix + "0000000000000000000000000000000000000000"); err != nil {
+			return nil, fmt.Errorf("%w: location %q: the store cannot keep it as given: %w", ErrInvalidOption, s.location, err)
+		}
+	}
 	if s.policy == nil {
 		s.policy = cull.Frequency(s.cullFrequency)
 	}
@@ -109,6 +116,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		maxEntries:     s.maxEntries,
 		policy:         s.policy,
 		gzip:           s.gzip,
+		maxValueSize:   s.maxValueSize,
 		now:            s.now,
 		desc:           s.description,
 		counter:        newEntryCounter(s.maxEntries > 0),

@@ -64,3 +64,24 @@ func (c *Cache) objectName(key string) string {
 	name.Write(digits[:])
 	return name.String()
 }
+
+// IsEntryName reports whether name is one of this cache's entry names: the
+// location's prefix followed by exactly 40 lower-case hexadecimal digits (a
+// SHA-1), as objectName makes them. Clear, Len and culling consider only such
+// names; any other object in the store, inside the location or not, is never
+// counted, culled or deleted.
+func (c *Cache) IsEntryName(name string) bool {
+	return isEntryName(c.prefix, name)
+}
+
+func isEntryName(prefix, name string) bool {
+	if len(name) != len(prefix)+2*sha1.Size || name[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(name); i++ {
+		if b := name[i]; (b < '0' || b > '9') && (b < 'a' || b > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -132,6 +133,13 @@ var cacheOptions = map[string]func(string) (Option, error){
 		return WithDefaultTTL(d), nil
 	},
 	"key_prefix": func(v string) (Option, error) { return WithKeyPrefix(v), nil },
+	"max_value_size": func(v string) (Option, error) {
+		n, err := parseSize(v)
+		if err != nil {
+			return nil, optionError("max_value_size", "%q: %v", v, err)
+		}
+		return WithMaxValueSize(n), nil
+	},
 	"version": func(v string) (Option, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -232,4 +240,22 @@ func redactURLError(err error) string {
 		return ue.Err.Error()
 	}
 	return "malformed URL"
+}
+
+// parseSize reads a byte count: digits, then optionally a unit (B, kB, KiB,
+// MB, MiB, GB, GiB, TB, TiB; case-insensitive), with no space or one.
+func parseSize(s string) (int64, error) {
+	bad := errors.New("want a size in bytes such as 1048576, 64KiB, 256MiB or 1GiB")
+	digits := strings.TrimRight(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
+	unit := strings.TrimPrefix(s[len(digits):], " ")
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" || strings.Contains(unit, " ") {
+		return 0, bad
+	}
+	mult := map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20,
+		"gb": 1e9, "gib": 1 << 30, "tb": 1e12, "tib": 1 << 40}[strings.ToLower(unit)]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if mult == 0 || err != nil || n > math.MaxInt64/mult {
+		return 0, bad
+	}
+	return n * mult, nil
 }

@@ -24,6 +24,9 @@ const (
 	DefaultCullFrequency = 3
 	// DefaultVersion is Django's VERSION default.
 	DefaultVersion = 1
+	// DefaultMaxValueSize is the largest value a cache stores and reads
+	// unless WithMaxValueSize says otherwise: 256 MiB.
+	DefaultMaxValueSize = 256 << 20
 )
 
 // TTL values with a special meaning.
@@ -50,6 +53,7 @@ type settings struct {
 	version       int
 	keyFunc       KeyFunc
 	gzip          bool
+	maxValueSize  int64
 	now           func() time.Time
 	description   string
 
@@ -65,6 +69,7 @@ func defaultSettings() settings {
 		cullFrequency: DefaultCullFrequency,
 		defaultTTL:    DefaultTimeout,
 		version:       DefaultVersion,
+		maxValueSize:  DefaultMaxValueSize,
 		now:           time.Now,
 	}
 }
@@ -175,6 +180,25 @@ func WithGzip(on bool) Option {
 	}
 }
 
+// WithMaxValueSize sets the largest value, in bytes, the cache stores and
+// reads (max_value_size, default DefaultMaxValueSize). Set, Add and the other
+// writes refuse a larger value with ErrValueTooLarge. A read never allocates
+// more than about this much for one entry, whatever the stored object claims:
+// a stored object, or a gzip entry's decompressed value, larger than the
+// limit is a miss and is deleted. n must be at least 1 and at most 1 TiB.
+func WithMaxValueSize(n int64) Option {
+	return func(s *settings) error {
+		if n < 1 || n > maxMaxValueSize {
+			return optionError("max_value_size", "%d: want 1 to %d bytes", n, int64(maxMaxValueSize))
+		}
+		s.maxValueSize = n
+		return nil
+	}
+}
+
+// maxMaxValueSize is the largest max_value_size: 1 TiB.
+const maxMaxValueSize = 1 << 40
+
 // WithSigningKeys makes entries tamper-evident: every entry written carries an
 // HMAC-SHA256, made with keys[0], over its object name, header and value; an
 // entry read must carry a MAC that one of keys verifies, or it is a miss, is
@@ -236,6 +260,9 @@ var (
 	ErrConflict = errors.New("too many concurrent updates")
 	// ErrClosed means the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrValueTooLarge means a value is larger than the cache's
+	// max_value_size (WithMaxValueSize).
+	ErrValueTooLarge = errors.New("value too large")
 	// ErrInvalidArgument means a call was given a nil context or a nil fill
 	// function; the message says which.
 	ErrInvalidArgument = errors.New("invalid argument")

@@ -152,6 +152,19 @@ type Replacer interface {
 	Replace(ctx context.Context, name string, body io.Reader, etag string, opts *WriteOptions) error
 }
 
+// NameValidator is implemented by drivers that cannot store every name
+// [ValidateName] accepts exactly as given (a store whose own layer escapes or
+// rewrites some names, such as the Go CDK's s3blob, which rewrites "../"
+// and "__0x..__" sequences). ValidateName returns an error wrapping
+// [ErrInvalidName], saying which rule the name breaks, for every name the
+// driver would not store, list and delete exactly as given; the driver's
+// methods refuse such names with the same error. The cache calls it at New
+// on its location, so a location the store would rewrite fails at Open.
+// Without it, every name ValidateName accepts must round-trip exactly.
+type NameValidator interface {
+	ValidateName(name string) error
+}
+
 // BatchDeleteError reports the names a DeleteBatch call failed to delete.
 type BatchDeleteError struct {
 	// Failed maps each name that was not deleted to the store's reason.
