@@ -206,14 +206,23 @@ func (c *Cache) expiry(ttl time.Duration) (int64, error) {
 // read fetches and decodes key's entry. A missing, expired or undecodable
 // entry is ErrMiss; expired and undecodable entries are deleted.
 func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
-	data, attrs, err := c.storeRead(ctx, name, 0, -1)
+	// Never more than the largest entry could be: a store may hold, at an
+	// entry's name, an object of any size.
+	limit := readLimit(c.maxValueSize)
+	data, attrs, err := c.storeRead(ctx, name, 0, limit+1)
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
 			return header{}, nil, attrs, ErrMiss
 		}
 		return header{}, nil, attrs, err
 	}
-	h, v, err := decodeEntry(data, name, c.keys)
+	var h header
+	var v []byte
+	if int64(len(data)) > limit {
+		err = fmt.Errorf("%w: object larger than %d bytes, the most an entry of max_value_size %d takes", errCorrupt, limit, c.maxValueSize)
+	} else {
+		h, v, err = decodeEntry(data, name, c.keys, c.maxValueSize)
+	}
 	if err != nil || h.expired(c.now()) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, nil, attrs, &DeadEntryError{Name: name, Err: derr}
@@ -334,6 +343,9 @@ func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl tim
 
 // write encodes and stores an entry.
 func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64, opts *driver.WriteOptions) error {
+	if err := c.checkSize(value); err != nil {
+		return err
+	}
 	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
 	if err != nil {
 		return err
@@ -349,11 +361,22 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64,
 	return nil
 }
 
+// checkSize refuses a value larger than max_value_size.
+func (c *Cache) checkSize(value []byte) error {
+	if int64(len(value)) > c.maxValueSize {
+		return fmt.Errorf("%w: %d bytes, more than max_value_size %d", ErrValueTooLarge, len(value), c.maxValueSize)
+	}
+	return nil
+}
+
 // replace stores an entry over the one read with etag: atomically where the
 // driver implements Replacer, otherwise as a plain write.
 func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int64, etag string) error {
 	if c.replacer == nil {
 		return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+	}
+	if err := c.checkSize(value); err != nil {
+		return err
 	}
 	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
 	if err != nil {

@@ -17,13 +17,13 @@ import (
 //
 //	offset size field
 //	0      4    magic "BCE1"
-//	4      1    format version, 1
+//	4      1    format version: 1 unsigned, 2 signed
 //	5      1    flags: bit 0 = value is gzip-compressed, bit 1 = signed;
 //	            other bits must be 0
 //	6      2    header length in bytes: 16, or 48 when signed
 //	8      8    expiry, Unix time in nanoseconds; 0 = never expires
-//	16     32   (signed only) HMAC-SHA256 over the object name, a zero byte,
-//	            the first 16 header bytes and the (uncompressed) value
+//	16     32   (signed only) HMAC-SHA256 over the object name, a zero byte
+//	            and every stored byte of the object except these 32
 //
 // framed in one of two ways:
 //
@@ -34,11 +34,25 @@ import (
 //     stored with Content-Encoding: gzip; the blobcache header starts at
 //     byte 16.
 //
-// A reader refuses an entry whose magic, version, flags, header length or
-// framing it does not know; such an entry is a miss and is deleted.
+// The format version says what the MAC covers: version 1 entries are
+// unsigned (an old signed version 1 entry, whose MAC covered the
+// uncompressed value, is refused), version 2 entries are signed and their MAC
+// covers the stored bytes, so a reader checks it before it decompresses
+// anything. A reader refuses an entry whose magic, version, flags, header
+// length or framing it does not know; such an entry is a miss and is
+// deleted.
+//
+// Reading is bounded by the cache's max value size M (WithMaxValueSize): the
+// cache reads at most readLimit(M) bytes of an object, and a gzip value is
+// decompressed into a buffer that starts at most 16 times the stored size
+// (whatever the gzip trailer claims) and grows only as decompressed bytes
+// actually arrive, never past M. So one read allocates at most about the
+// object's real size plus 3 times its real decompressed size, and never
+// more than about 4 M.
 const (
 	entryMagic      = "BCE1"
-	entryVersion    = 1
+	entryVersion    = 1 // unsigned entries
+	signedVersion   = 2 // signed entries: the MAC covers the stored bytes
 	baseHeaderLen   = 16
 	macLen          = sha256.Size
 	signedHeaderLen = baseHeaderLen + macLen
@@ -84,7 +98,11 @@ func (h header) len() int {
 // appendHeader appends the encoded header to dst.
 func appendHeader(dst []byte, h header) []byte {
 	dst = append(dst, entryMagic...)
-	dst = append(dst, entryVersion, h.flags)
+	version := byte(entryVersion)
+	if h.flags&flagSigned != 0 {
+		version = signedVersion
+	}
+	dst = append(dst, version, h.flags)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(h.len()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.expiry))
 	if h.flags&flagSigned != 0 {
@@ -101,12 +119,15 @@ func parseHeader(b []byte) (header, error) {
 	if string(b[:4]) != entryMagic {
 		return header{}, fmt.Errorf("%w: bad magic %q", errCorrupt, b[:4])
 	}
-	if b[4] != entryVersion {
+	if b[4] != entryVersion && b[4] != signedVersion {
 		return header{}, fmt.Errorf("%w: unknown format version %d", errCorrupt, b[4])
 	}
 	h := header{flags: b[5], expiry: int64(binary.BigEndian.Uint64(b[8:16]))}
 	if h.flags&^knownEntryFlags != 0 {
 		return header{}, fmt.Errorf("%w: unknown flags %#x", errCorrupt, h.flags)
+	}
+	if signed := h.flags&flagSigned != 0; signed != (b[4] == signedVersion) {
+		return header{}, fmt.Errorf("%w: format version %d with signed flag %v (signed entries are version %d)", errCorrupt, b[4], signed, signedVersion)
 	}
 	if n := int(binary.BigEndian.Uint16(b[6:8])); n != h.len() {
 		return header{}, fmt.Errorf("%w: header length %d, want %d", errCorrupt, n, h.len())
@@ -156,24 +177,37 @@ func parseEntryHeader(b []byte) (header, error) {
 }
 
 // decodeEntry returns a stored entry's header and value, decompressing the
-// value when needed, and, when keys is not nil, checks that the entry is
-// signed by one of them for this object name. A plain entry's value aliases
-// b.
-func decodeEntry(b []byte, name string, keys *signingKeys) (header, []byte, error) {
+// value when needed into at most maxValue bytes, and, when keys is not nil,
+// checks first that the entry is signed by one of them for this object name:
+// nothing is decompressed before the MAC is verified. A plain entry's value
+// aliases b.
+func decodeEntry(b []byte, name string, keys *signingKeys, maxValue int64) (header, []byte, error) {
 	h, err := parseEntryHeader(b)
 	if err != nil {
+		return h, nil, err
+	}
+	if err := keys.verify(name, h, b); err != nil {
 		return h, nil, err
 	}
 	var v []byte
 	if h.flags&flagGzip == 0 {
 		v = b[h.len():]
-	} else if v, err = gunzip(b); err != nil {
+		if int64(len(v)) > maxValue {
+			return h, nil, fmt.Errorf("%w: value of %d bytes, larger than max_value_size %d", errCorrupt, len(v), maxValue)
+		}
+	} else if v, err = gunzip(b, maxValue); err != nil {
 		return h, nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	if err := keys.verify(name, h, v); err != nil {
-		return h, nil, err
-	}
 	return h, v, nil
+}
+
+// macOffset returns where the MAC field of an entry with header h starts in
+// its stored bytes.
+func macOffset(h header) int {
+	if h.flags&flagGzip != 0 {
+		return gzipHeaderOffset + baseHeaderLen
+	}
+	return baseHeaderLen
 }
 
 // signingKeys sign entries with the first key and accept any of them.
@@ -181,32 +215,31 @@ type signingKeys struct {
 	keys [][]byte
 }
 
-// entryMAC computes an entry's MAC with key.
-func entryMAC(key []byte, name string, h header, value []byte) [macLen]byte {
-	var base [baseHeaderLen]byte
-	// The MAC covers the first 16 header bytes as stored: signed flag set,
-	// header length 48; appendHeader writes them when given no MAC field.
-	appendHeader(base[:0], header{flags: h.flags | flagSigned, expiry: h.expiry})
+// entryMAC computes an entry's MAC with key over the object name, a zero
+// byte and the stored bytes around the MAC field (before and after).
+func entryMAC(key []byte, name string, before, after []byte) [macLen]byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(name))
 	m.Write([]byte{0})
-	m.Write(base[:])
-	m.Write(value)
+	m.Write(before)
+	m.Write(after)
 	var out [macLen]byte
 	m.Sum(out[:0])
 	return out
 }
 
-// verify checks an entry against the keys; nil keys accept everything.
-func (k *signingKeys) verify(name string, h header, value []byte) error {
+// verify checks a stored entry b, whose header is h, against the keys; nil
+// keys accept everything.
+func (k *signingKeys) verify(name string, h header, b []byte) error {
 	if k == nil {
 		return nil
 	}
 	if h.flags&flagSigned == 0 {
 		return fmt.Errorf("%w: not signed", errForged)
 	}
+	off := macOffset(h)
 	for _, key := range k.keys {
-		want := entryMAC(key, name, h, value)
+		want := entryMAC(key, name, b[:off], b[off+macLen:])
 		if hmac.Equal(want[:], h.mac[:]) {
 			return nil
 		}
@@ -375,9 +408,14 @@ func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *s
 	}
 	if keys != nil {
 		h.flags |= flagSigned
-		h.mac = entryMAC(keys.keys[0], name, h, value)
 	}
 	if !compress {
+		if keys != nil {
+			var base [baseHeaderLen]byte
+			appendHeader(base[:0], header{flags: h.flags &^ flagSigned, expiry: h.expiry})
+			base[4], base[5], base[7] = signedVersion, h.flags, signedHeaderLen
+			h.mac = entryMAC(keys.keys[0], name, base[:], value)
+		}
 		e.head = appendHeader(e.headBuf[:0], h)
 		return e, nil
 	}
@@ -388,6 +426,22 @@ func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *s
 	e.zw = gzipWriters.Get().(*gzip.Writer)
 	e.zw.Reset(e.out)
 	e.zw.Header = gzip.Header{Extra: extra, OS: 255}
+	if keys != nil {
+		// The MAC covers the compressed bytes, which precede it nowhere but
+		// follow it: compress the whole value first, then fill it in.
+		for {
+			if err := e.compressMore(); err == io.EOF {
+				break
+			} else if err != nil {
+				e.release()
+				return nil, err
+			}
+		}
+		b := e.out.Bytes()
+		off := gzipHeaderOffset + baseHeaderLen
+		mac := entryMAC(keys.keys[0], name, b[:off], b[off+macLen:])
+		copy(b[off:], mac[:])
+	}
 	return e, nil
 }
 
@@ -406,18 +460,19 @@ var (
 	gzipReaders sync.Pool
 )
 
-// maxDecompressedSize bounds a decompressed value, so a small hostile entry
-// cannot expand into unbounded memory (a "zip bomb").
-const maxDecompressedSize = 1 << 34
+// gunzipStartRatio bounds the first buffer of a decompressed value at this
+// multiple of the stored size, whatever the gzip trailer claims; it grows only
+// as decompressed bytes arrive.
+const gunzipStartRatio = 16
 
-// maxDeflateRatio is the most a deflate stream can expand (about 1032:1).
-const maxDeflateRatio = 1032
-
-// gunzip decompresses the single gzip member b into a slice allocated once:
-// its size is the member's ISIZE trailer (the length modulo 2^32), trusted
-// only as far as b could possibly expand. The stream's CRC and length are
-// checked; anything after the member is an error.
-func gunzip(b []byte) ([]byte, error) {
+// gunzip decompresses the single gzip member b into a slice of at most
+// maxValue bytes. The first buffer is the member's ISIZE trailer (the length
+// modulo 2^32), trusted only up to gunzipStartRatio times len(b) and
+// maxValue; it then doubles as decompressed bytes actually arrive, so a
+// forged ISIZE costs nothing and a real value at most about 3 times its
+// size. The stream's CRC and length are checked; anything after the member is
+// an error.
+func gunzip(b []byte, maxValue int64) ([]byte, error) {
 	br := bytes.NewReader(b)
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
@@ -431,10 +486,9 @@ func gunzip(b []byte) ([]byte, error) {
 	}
 	defer gzipReaders.Put(zr)
 	zr.Multistream(false)
-	hint := 0
+	hint := int64(0)
 	if len(b) >= 4 {
-		hint = int(min(uint64(binary.LittleEndian.Uint32(b[len(b)-4:])),
-			uint64(len(b))*maxDeflateRatio, maxDecompressedSize))
+		hint = min(int64(binary.LittleEndian.Uint32(b[len(b)-4:])), int64(len(b))*gunzipStartRatio+4096, maxValue)
 	}
 	out := make([]byte, 0, hint)
 	for {
@@ -449,13 +503,15 @@ func gunzip(b []byte) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, probe[0])
+			if int64(len(out)) >= maxValue {
+				return nil, fmt.Errorf("decompressed value larger than max_value_size %d", maxValue)
+			}
+			grown := make([]byte, len(out), min(max(2*int64(cap(out)), 64<<10), maxValue))
+			copy(grown, out)
+			out = append(grown, probe[0])
 		}
 		n, err := zr.Read(out[len(out):cap(out)])
 		out = out[:len(out)+n]
-		if len(out) > maxDecompressedSize {
-			return nil, errors.New("decompressed value too large")
-		}
 		if err == io.EOF {
 			break
 		}
@@ -470,6 +526,14 @@ func gunzip(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%d bytes after the gzip member", br.Len())
 	}
 	return out, nil
+}
+
+// readLimit is how many bytes of an object the cache reads at most for a
+// value of at most maxValue bytes: the value, the largest header and gzip's
+// framing, and deflate's worst-case growth of incompressible data (5 bytes
+// per 16 KiB block stored).
+func readLimit(maxValue int64) int64 {
+	return maxValue + maxValue/1024 + 4096
 }
 
 // EntryHeaderSize is how many leading bytes of a stored entry InspectEntry

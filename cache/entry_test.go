@@ -22,7 +22,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		for _, v := range values {
 			for _, exp := range []int64{0, 1, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()} {
 				b := encodeAll(t, v, exp, compress)
-				h, got, err := decodeEntry(b, "", nil)
+				h, got, err := decodeEntry(b, "", nil, DefaultMaxValueSize)
 				if err != nil {
 					t.Fatalf("decode(gzip=%v, len=%d): %v", compress, len(v), err)
 				}
@@ -82,7 +82,7 @@ func TestEntryCorruptIsError(t *testing.T) {
 		"gzip flag, plain": mutate(good, func(b []byte) { b[5] = flagGzip }),
 	}
 	for name, b := range cases {
-		if _, _, err := decodeEntry(b, "", nil); !errors.Is(err, errCorrupt) {
+		if _, _, err := decodeEntry(b, "", nil, DefaultMaxValueSize); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: err = %v, want errCorrupt", name, err)
 		}
 	}
@@ -106,7 +106,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeAll(f, []byte("compressed value"), 42, true))
 	f.Add([]byte("BCE1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, v, err := decodeEntry(b, "", nil)
+		h, v, err := decodeEntry(b, "", nil, DefaultMaxValueSize)
 		if err != nil {
 			if !errors.Is(err, errCorrupt) {
 				t.Fatalf("error not errCorrupt: %v", err)
@@ -115,7 +115,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		// Whatever decodes re-encodes to an entry that decodes the same.
 		again := encodeAll(t, v, h.expiry, h.flags&flagGzip != 0)
-		h2, v2, err := decodeEntry(again, "", nil)
+		h2, v2, err := decodeEntry(again, "", nil, DefaultMaxValueSize)
 		if err != nil || !bytes.Equal(v, v2) || h2.expiry != h.expiry {
 			t.Fatalf("re-encode mismatch: %v", err)
 		}
