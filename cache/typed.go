@@ -6,12 +6,15 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
 // Codec turns values of type T into bytes and back. Codecs must not execute
 // anything found in the bytes: a reader of the cache must be safe from whoever
-// can write to the store.
+// can write to the store. Typed treats a stored value its codec fails to
+// decode, or panics on, as a miss; a Marshal that panics is an error of the
+// call.
 type Codec[T any] interface {
 	Marshal(v T) ([]byte, error)
 	Unmarshal(data []byte, v *T) error
@@ -44,14 +47,23 @@ func (Gob[T]) Unmarshal(data []byte, v *T) error {
 }
 
 // Typed is a view of a Cache that stores values of type T through a Codec. A
-// stored value that does not decode as T is a miss and is deleted, as a
-// corrupt entry is.
+// stored value that does not decode as T (the codec returns an error or
+// panics) is a miss: Get deletes it, as a corrupt entry is deleted, and
+// GetOrSet fills and stores a new value over it.
+//
+// A Typed made by NewTyped with a nil Cache, and a nil *Typed, fail every
+// call with an error wrapping ErrInvalidArgument.
 type Typed[T any] struct {
 	c     *Cache
 	codec Codec[T]
 }
 
-// NewTyped returns a typed view of c. A nil codec means JSON.
+// errNilCache is the error of every call on a Typed without a Cache.
+var errNilCache = fmt.Errorf("%w: nil *Cache (NewTyped was given no cache, or the *Typed is nil)", ErrInvalidArgument)
+
+// NewTyped returns a typed view of c. A nil codec means JSON. A nil c is not
+// refused here (NewTyped has no error), but every call of the view returns an
+// ErrInvalidArgument error.
 func NewTyped[T any](c *Cache, codec Codec[T]) *Typed[T] {
 	if codec == nil {
 		codec = JSON[T]{}
@@ -59,20 +71,73 @@ func NewTyped[T any](c *Cache, codec Codec[T]) *Typed[T] {
 	return &Typed[T]{c: c, codec: codec}
 }
 
-// Cache returns the untyped cache underneath.
-func (t *Typed[T]) Cache() *Cache { return t.c }
-
-// Get returns key's value; errors.Is(err, ErrMiss) when there is none.
-func (t *Typed[T]) Get(ctx context.Context, key string) (T, error) {
-	var v T
-	data, err := t.c.Get(ctx, key)
-	if err != nil {
-		return v, err
+// Cache returns the untyped cache underneath (nil for a nil *Typed).
+func (t *Typed[T]) Cache() *Cache {
+	if t == nil {
+		return nil
 	}
+	return t.c
+}
+
+// ok reports whether t has a cache to work on.
+func (t *Typed[T]) ok() bool { return t != nil && t.c != nil }
+
+// codecPanic is the error of a codec call that panicked.
+type codecPanic struct {
+	codec  any
+	method string
+	value  any
+}
+
+// Error implements error.
+func (p *codecPanic) Error() string {
+	return fmt.Sprintf("codec %T panicked in %s: %v", p.codec, p.method, p.value)
+}
+
+// marshal encodes v, turning a panic of the codec into an error.
+func (t *Typed[T]) marshal(v T) (data []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			data, err = nil, &codecPanic{codec: t.codec, method: "Marshal", value: r}
+		}
+	}()
+	return t.codec.Marshal(v)
+}
+
+// unmarshal decodes data, turning a panic of the codec into an error. On an
+// error the value is T's zero value, whatever the codec left in it.
+func (t *Typed[T]) unmarshal(data []byte) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, &codecPanic{codec: t.codec, method: "Unmarshal", value: r}
+		}
+	}()
 	if err := t.codec.Unmarshal(data, &v); err != nil {
 		var zero T
-		if derr := t.c.drop(ctx, t.c.objectName(key)); derr != nil {
-			return zero, fail("get", key, derr)
+		return zero, err
+	}
+	return v, nil
+}
+
+// Get returns key's value; errors.Is(err, ErrMiss) when there is none. A
+// stored value that does not decode as T is deleted and is a miss; when the
+// delete fails, the miss is a *DeadEntryError carrying the failure, as with
+// Cache.Get.
+func (t *Typed[T]) Get(ctx context.Context, key string) (T, error) {
+	var zero T
+	if !t.ok() {
+		return zero, fail("get", key, errNilCache)
+	}
+	data, err := t.c.Get(ctx, key)
+	if err != nil {
+		return zero, err
+	}
+	v, err := t.unmarshal(data)
+	if err != nil {
+		name := t.c.objectName(key)
+		if derr := t.c.drop(ctx, name); derr != nil {
+			return zero, fail("get", key, &DeadEntryError{Name: name, Err: derr})
 		}
 		return zero, fail("get", key, errors.Join(ErrMiss, err))
 	}
@@ -81,16 +146,24 @@ func (t *Typed[T]) Get(ctx context.Context, key string) (T, error) {
 
 // Set stores v under key; see Cache.Set.
 func (t *Typed[T]) Set(ctx context.Context, key string, v T, ttl time.Duration) error {
-	data, err := t.codec.Marshal(v)
+	if !t.ok() {
+		return fail("set", key, errNilCache)
+	}
+	data, err := t.marshal(v)
 	if err != nil {
 		return fail("set", key, err)
 	}
 	return t.c.Set(ctx, key, data, ttl)
 }
 
-// Add stores v only if key has no live entry; see Cache.Add.
+// Add stores v only if key has no live entry; see Cache.Add. An entry whose
+// value does not decode as T is live for Add (Add reads no value), so Add
+// returns false over it.
 func (t *Typed[T]) Add(ctx context.Context, key string, v T, ttl time.Duration) (bool, error) {
-	data, err := t.codec.Marshal(v)
+	if !t.ok() {
+		return false, fail("add", key, errNilCache)
+	}
+	data, err := t.marshal(v)
 	if err != nil {
 		return false, fail("add", key, err)
 	}
@@ -98,27 +171,100 @@ func (t *Typed[T]) Add(ctx context.Context, key string, v T, ttl time.Duration) 
 }
 
 // GetOrSet returns key's value, filling and adding it on a miss; see
-// Cache.GetOrSet.
+// Cache.GetOrSet. A stored value that does not decode as T is a miss too:
+// fill runs and its value is written over the undecodable one with a Set
+// (not deleted first, so that no other caller finds the key absent in
+// between), under the same single flight per key as Cache.GetOrSet's fill.
+// fill runs at most once per call. A nil fill is an ErrInvalidArgument error
+// when fill would be called, and not an error on a hit. A panic of fill
+// itself is not recovered (as with Cache.GetOrSet, it reaches every caller
+// waiting on that fill).
 func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) (T, error)) (T, error) {
 	var zero T
-	data, err := t.c.GetOrSet(ctx, key, ttl, func(ctx context.Context) ([]byte, error) {
+	if !t.ok() {
+		return zero, fail("get_or_set", key, errNilCache)
+	}
+	var (
+		filled bool   // our fill ran (in this call, as the flight's leader)
+		mine   T      // its value
+		enc    []byte // and its encoding
+	)
+	run := func(ctx context.Context) ([]byte, error) {
 		v, err := fill(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return t.codec.Marshal(v)
+		data, err := t.marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		filled, mine, enc = true, v, data
+		return data, nil
+	}
+	var coreFill func(context.Context) ([]byte, error)
+	if fill != nil { // a nil fill stays nil: Cache.GetOrSet refuses it on a miss
+		coreFill = run
+	}
+	data, err := t.c.GetOrSet(ctx, key, ttl, coreFill)
+	if err != nil {
+		return zero, err
+	}
+	if filled && bytes.Equal(data, enc) {
+		return mine, nil
+	}
+	if v, err := t.unmarshal(data); err == nil {
+		return v, nil
+	}
+	if filled {
+		// Our fill ran but lost the add to an entry that does not decode:
+		// our value is the answer; the next read replaces that entry.
+		return mine, nil
+	}
+	// A live entry that does not decode as T: a miss, refilled.
+	if fill == nil {
+		return zero, fail("get_or_set", key, errNilFill)
+	}
+	name := t.c.objectName(key)
+	res, err, _ := t.c.flight.Do(name, func() (any, error) {
+		// The flight is Cache.GetOrSet's: a caller that just finished a fill
+		// (or a refill) has stored a value that may decode.
+		_, stored, _, err := t.c.read(ctx, name)
+		switch {
+		case err == nil:
+			if _, derr := t.unmarshal(stored); derr == nil {
+				return stored, nil
+			}
+		case !errors.Is(err, ErrMiss):
+			return nil, fail("get_or_set", key, err)
+		}
+		data, err := run(ctx)
+		if err != nil {
+			return nil, fail("get_or_set", key, err)
+		}
+		if err := t.c.set(ctx, key, data, ttl); err != nil {
+			return nil, fail("get_or_set", key, err)
+		}
+		return data, nil
 	})
 	if err != nil {
 		return zero, err
 	}
-	var v T
-	if err := t.codec.Unmarshal(data, &v); err != nil {
-		return zero, fail("get_or_set", key, err)
+	if filled {
+		return mine, nil
+	}
+	// Another caller's flight (a fill or a refill) answered.
+	shared, _ := res.([]byte)
+	v, err := t.unmarshal(bytes.Clone(shared)) // shared with the flight's other callers
+	if err != nil {
+		return zero, fail("get_or_set", key, errors.Join(ErrMiss, err))
 	}
 	return v, nil
 }
 
 // Delete removes key's entry; see Cache.Delete.
 func (t *Typed[T]) Delete(ctx context.Context, key string) (bool, error) {
+	if !t.ok() {
+		return false, fail("delete", key, errNilCache)
+	}
 	return t.c.Delete(ctx, key)
 }
