@@ -32,6 +32,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,11 @@ type Cache struct {
 	desc           string
 
 	counter *entryCounter
-	flight  singleflight.Group
+	// probe is an entry name this cache wrote since its last listing (nil:
+	// none): a listing that finds no entry checks it exists, to tell an
+	// empty location from one the store hides (see checkHidden).
+	probe  atomic.Pointer[string]
+	flight singleflight.Group
 	closed  atomic.Bool
 
 	stats  stats
@@ -357,7 +362,7 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64,
 	if err != nil {
 		return err
 	}
-	c.counter.wrote(name)
+	c.wrote(name)
 	return nil
 }
 
@@ -388,8 +393,17 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int6
 	if err != nil {
 		return err
 	}
-	c.counter.wrote(name)
+	c.wrote(name)
 	return nil
+}
+
+// wrote records a successful write of name: in the entry counter, and as the
+// probe if none is set (one atomic load once it is).
+func (c *Cache) wrote(name string) {
+	c.counter.wrote(name)
+	if c.probe.Load() == nil {
+		c.probe.CompareAndSwap(nil, &name)
+	}
 }
 
 // maxAttempts bounds the retries of a conditional update that keeps losing
@@ -773,6 +787,7 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 // Clear of n entries takes about as long as its deletes alone. The caller
 // holds counter.listMu.
 func (c *Cache) clearAll(ctx context.Context) (int, error) {
+	probe := c.probe.Load() // written before the listing starts
 	c.counter.beginListing()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)
@@ -787,9 +802,11 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 			listErr = err
 			break
 		}
-		names := make([]string, len(page.Objects))
-		for i, o := range page.Objects {
-			names[i] = o.Name
+		names := make([]string, 0, len(page.Objects))
+		for _, o := range page.Objects {
+			if isEntryName(c.prefix, o.Name) {
+				names = append(names, o.Name)
+			}
 		}
 		listed = append(listed, names...)
 		c.goDelete(gctx, g, names)
@@ -802,6 +819,9 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 		// A failed delete cancels gctx, which fails the listing too:
 		// report the delete's error, the cause.
 		listErr = err
+	}
+	if listErr == nil {
+		listErr = c.checkHidden(ctx, probe, len(listed))
 	}
 	if listErr != nil {
 		c.counter.abortListing()
@@ -858,7 +878,51 @@ func (c *Cache) cullIfFull(ctx context.Context) error {
 		return nil
 	}
 	_, err := c.listAndCull(ctx, c.maxEntries)
+	if errors.Is(err, ErrHiddenEntries) {
+		// Not the write's fault: it goes ahead, and the cache cannot cull
+		// until the store lists its entries again. Said loudly.
+		c.stats.errors.Add(1)
+		if c.logger != nil {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "blobcache: cannot cull", slog.String("location", c.prefix), slog.String("reason", err.Error()))
+		}
+		return nil
+	}
 	return err
+}
+
+// checkHidden runs after every listing of the location, which found listed
+// entries. probe is an entry this cache wrote before the listing began (nil:
+// none). A listing that found entries shows the store lists the location:
+// the probe is reset, and the next write sets a new one. A listing that
+// found none while the probe still exists means the store hides the location's objects from listings (MinIO does when an
+// object is named exactly like the location): an error wrapping
+// ErrHiddenEntries, never a silent empty Clear. One header read, only after
+// an empty listing.
+func (c *Cache) checkHidden(ctx context.Context, probe *string, listed int) error {
+	if probe == nil {
+		return nil
+	}
+	if listed > 0 {
+		c.probe.CompareAndSwap(probe, nil)
+		return nil
+	}
+	_, _, err := c.storeRead(ctx, *probe, 0, 0)
+	switch {
+	case errors.Is(err, driver.ErrNotFound):
+		// Deleted by someone else: the location is empty. The next write
+		// becomes the probe.
+		c.probe.CompareAndSwap(probe, nil)
+		return nil
+	case err != nil:
+		return err
+	}
+	why := ""
+	if loc := strings.TrimSuffix(c.prefix, "/"); loc != "" {
+		if _, _, err := c.storeRead(ctx, loc, 0, 0); err == nil {
+			why = fmt.Sprintf(" An object is named %q, exactly like the location: on MinIO it hides every object under %q from listings; delete or rename it.", loc, c.prefix)
+		}
+	}
+	return fmt.Errorf("%w: the store listed no entry under %q, but the entry %q this cache wrote exists.%s", ErrHiddenEntries, c.prefix, *probe, why)
 }
 
 // listAndCull lists the location and culls when it holds at least limit
@@ -884,8 +948,12 @@ func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
 // entries were listed and the names deleted. The caller holds
 // counter.listMu.
 func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (int, []string, error) {
+	probe := c.probe.Load() // written before the listing starts
 	c.counter.beginListing()
 	entries, err := c.list(ctx)
+	if err == nil {
+		err = c.checkHidden(ctx, probe, len(entries))
+	}
 	if err != nil {
 		c.counter.abortListing()
 		return 0, nil, err
@@ -909,7 +977,11 @@ func (c *Cache) list(ctx context.Context) ([]cull.Entry, error) {
 			return nil, err
 		}
 		for _, o := range page.Objects {
-			out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+			// Only the cache's own entries: anything else in the store,
+			// inside the location or not, is never counted or culled.
+			if isEntryName(c.prefix, o.Name) {
+				out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+			}
 		}
 		if page.NextPageToken == "" {
 			return out, nil

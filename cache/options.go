@@ -260,6 +260,11 @@ var (
 	ErrConflict = errors.New("too many concurrent updates")
 	// ErrClosed means the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrHiddenEntries means a listing of the location found no entry
+	// although an entry this cache wrote exists: the store hides them
+	// (MinIO does when an object is named exactly like the location). Clear,
+	// Len and Cull return it; a write that would cull logs it and goes on.
+	ErrHiddenEntries = errors.New("the store's listing hides the cache's entries")
 	// ErrValueTooLarge means a value is larger than the cache's
 	// max_value_size (WithMaxValueSize).
 	ErrValueTooLarge = errors.New("value too large")

@@ -36,6 +36,8 @@ var cacheCases = []driverCase{
 	{"DjangoCulling", caseCacheDjangoCulling},
 	{"ClearIsPrefixSafe", caseCacheClearIsPrefixSafe},
 	{"CullSparesForeignObjects", caseCacheCullSparesForeign},
+	{"OnlyEntries", caseCacheOnlyEntries},
+	{"HiddenLocation", caseCacheHiddenLocation},
 	{"CorruptEntries", caseCacheCorruptEntries},
 	{"Incr", caseCacheIncr},
 	{"ManyOps", caseCacheMany},

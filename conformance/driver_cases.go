@@ -33,6 +33,7 @@ var driverCases = []driverCase{
 	{"ListPrefix", testListPrefix},
 	{"Pagination", testPagination},
 	{"UnusualNames", testUnusualNames},
+	{"NamesStoredAsGiven", testNamesStoredAsGiven},
 	{"IfAbsent", testIfAbsent},
 	{"IfAbsentRace", testIfAbsentRace},
 	{"Replace", testReplace},
