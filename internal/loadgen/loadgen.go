@@ -61,11 +61,17 @@ type Mix struct {
 	total   int
 }
 
+// MaxWeight is the largest weight of one operation in a Mix. With at most
+// len(Ops) operations the sum stays far from overflowing.
+const MaxWeight = 1_000_000
+
 // ParseMix parses a mix such as "get=90,set=10": comma-separated
-// operation=weight pairs, weights non-negative integers with a positive sum,
-// each operation at most once. Shares are weight/sum.
+// operation=weight pairs, weights integers from 0 to MaxWeight with a
+// positive sum, each operation at most once (a weight of 0 included). Shares
+// are weight/sum.
 func ParseMix(s string) (Mix, error) {
 	var m Mix
+	var seen []Op
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -79,12 +85,13 @@ func ParseMix(s string) (Mix, error) {
 		if !slices.Contains(Ops, op) {
 			return Mix{}, fmt.Errorf("loadgen: mix %q: unknown operation %q (want one of %v)", s, name, Ops)
 		}
-		if slices.Contains(m.ops, op) {
+		if slices.Contains(seen, op) {
 			return Mix{}, fmt.Errorf("loadgen: mix %q: %s given twice", s, op)
 		}
+		seen = append(seen, op)
 		n, err := strconv.Atoi(strings.TrimSpace(w))
-		if err != nil || n < 0 {
-			return Mix{}, fmt.Errorf("loadgen: mix %q: weight of %s is %q, want a non-negative integer", s, op, w)
+		if err != nil || n < 0 || n > MaxWeight {
+			return Mix{}, fmt.Errorf("loadgen: mix %q: weight of %s is %q, want an integer from 0 to %d", s, op, w, MaxWeight)
 		}
 		if n == 0 {
 			continue
@@ -149,7 +156,19 @@ type Config struct {
 	MaxErrors int64
 	// Seed makes the key and operation choices reproducible; 0 picks one.
 	Seed uint64
+	// CleanupTimeout bounds Compare's deletion of what the runs wrote, which
+	// runs with a context of its own (ctx's values without its cancellation)
+	// so that a cancelled or failed run still cleans up; default
+	// DefaultCleanupTimeout.
+	CleanupTimeout time.Duration
 }
+
+// DefaultCleanupTimeout is Config.CleanupTimeout's default.
+const DefaultCleanupTimeout = 2 * time.Minute
+
+// ErrCleanup marks Compare's errors from deleting what the runs wrote: with
+// errors.Is(err, ErrCleanup), objects of the runs may be left in the store.
+var ErrCleanup = errors.New("loadgen: cleanup failed")
 
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
@@ -172,6 +191,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Seed == 0 {
 		c.Seed = mrand.Uint64()
+	}
+	if c.CleanupTimeout <= 0 {
+		c.CleanupTimeout = DefaultCleanupTimeout
 	}
 	return c
 }
@@ -254,12 +276,24 @@ func (t *cacheTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool,
 
 // Cleanup deletes everything a run on t may have written: every key (or
 // object) and counter of its keyspace. It is for Targets made by CacheTarget
-// and DriverTarget; others have nothing to delete and get nil.
+// and DriverTarget; others have nothing to delete and get nil. It uses ctx
+// as given: after a cancelled run, pass a fresh one (see CleanupContext).
 func Cleanup(ctx context.Context, t Target) error {
 	if c, ok := t.(interface{ cleanup(context.Context) error }); ok {
 		return c.cleanup(ctx)
 	}
 	return nil
+}
+
+// CleanupContext returns the context a cleanup after a run on ctx uses:
+// ctx's values without its cancellation (a cancelled run must still delete
+// what it wrote), bounded by timeout (DefaultCleanupTimeout when not
+// positive) so that a store that stopped answering cannot hang it.
+func CleanupContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		timeout = DefaultCleanupTimeout
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
 }
 
 // cleanup deletes every key and counter of the keyspace.
@@ -366,12 +400,16 @@ func (t *driverTarget) Do(ctx context.Context, op Op, k int, value []byte) (bool
 func (t *driverTarget) cleanup(ctx context.Context) error {
 	names := append(slices.Clone(t.names), t.counters...)
 	if bd, ok := t.d.(driver.BatchDeleter); ok {
+		var errs []error
 		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
 			if err := bd.DeleteBatch(ctx, chunk); err != nil {
-				return err
+				errs = append(errs, err)
+				if ctx.Err() != nil {
+					break
+				}
 			}
 		}
-		return nil
+		return errors.Join(errs...)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
@@ -379,6 +417,21 @@ func (t *driverTarget) cleanup(ctx context.Context) error {
 		g.Go(func() error { return t.d.Delete(gctx, n) })
 	}
 	return g.Wait()
+}
+
+// errPanic marks the error of an operation that panicked.
+var errPanic = errors.New("panic")
+
+// do runs t.Do, turning a panic into an error wrapping errPanic: a worker's
+// panic must stop the run, not the process, so that what the run wrote is
+// still deleted.
+func do(ctx context.Context, t Target, op Op, k int, value []byte) (hit bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			hit, err = false, fmt.Errorf("%w: %v", errPanic, r)
+		}
+	}()
+	return t.Do(ctx, op, k, value)
 }
 
 // bytesReader is a minimal io.Reader over a byte slice.
@@ -533,10 +586,11 @@ func measure(ctx context.Context, t Target, cfg Config, value []byte) measured {
 				if !deadline.IsZero() && t0.After(deadline) {
 					return
 				}
-				hit, err := t.Do(ctx, op, k, value)
+				hit, err := do(ctx, t, op, k, value)
 				ws.record(op, time.Since(t0), hit, err)
-				if err != nil && ctx.Err() == nil {
-					if errCount.Add(1) > cfg.MaxErrors {
+				if err != nil && (ctx.Err() == nil || errors.Is(err, errPanic)) {
+					// A panic stops the run whatever MaxErrors allows.
+					if errCount.Add(1) > cfg.MaxErrors || errors.Is(err, errPanic) {
 						errOnce.Do(func() {
 							firstErr = fmt.Errorf("loadgen: %s %s of key %d: %w", t.Name(), op, k, err)
 							cancel()
@@ -592,11 +646,11 @@ func prefill(ctx context.Context, t Target, cfg Config, value []byte) error {
 	incr := slices.Contains(cfg.Mix.ops, Incr)
 	for k := range cfg.Keyspace {
 		g.Go(func() error {
-			if _, err := t.Do(gctx, Set, k, value); err != nil {
+			if _, err := do(gctx, t, Set, k, value); err != nil {
 				return err
 			}
 			if incr {
-				_, err := t.Do(gctx, Incr, k, nil)
+				_, err := do(gctx, t, Incr, k, nil)
 				return err
 			}
 			return nil
@@ -620,22 +674,33 @@ func (c *Comparison) String() string {
 
 // Compare runs cfg's workload on c and the same workload on c's driver
 // (objects under "loadgen-raw/", see DriverTarget), and reports both with
-// the throughput ratio. It deletes what both runs wrote afterwards.
+// the throughput ratio. It deletes what both runs may have written
+// afterwards, whatever happened: after a failed prefill or run, a cancelled
+// ctx, or a panic in a worker (an error then) or in Compare itself (re-raised
+// after the cleanup). The cleanup runs with CleanupContext(ctx,
+// cfg.CleanupTimeout); its failure is joined to the returned error.
 //
 // So that neither side gains from going second (a warmer server, a grown
 // heap, a store filling up), the workload is measured in two halves, in the
 // order cache, raw, raw, cache (each half gets half the duration and of the
 // operations); each side's report adds up its two halves. The two sides use
 // the same seeds, so they draw the same keys and operations.
-func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, error) {
+func Compare(ctx context.Context, c *cache.Cache, cfg Config) (_ *Comparison, err error) {
 	cfg = cfg.withDefaults()
 	ct := CacheTarget(c, cfg.Keyspace, cfg.TTL).(*cacheTarget)
 	dt := DriverTarget(c.Driver(), "loadgen-raw/", cfg.Keyspace).(*driverTarget)
-	cleaned := false
 	defer func() {
-		if !cleaned { // best effort after a failure
-			_ = ct.cleanup(context.WithoutCancel(ctx))
-			_ = dt.cleanup(context.WithoutCancel(ctx))
+		cctx, cancel := CleanupContext(ctx, cfg.CleanupTimeout)
+		defer cancel()
+		var errs []error
+		if cerr := ct.cleanup(cctx); cerr != nil {
+			errs = append(errs, fmt.Errorf("%w: deleting the cache run's keys: %w", ErrCleanup, cerr))
+		}
+		if derr := dt.cleanup(cctx); derr != nil {
+			errs = append(errs, fmt.Errorf("%w: deleting the raw run's objects: %w", ErrCleanup, derr))
+		}
+		if len(errs) > 0 {
+			err = errors.Join(append([]error{err}, errs...)...)
 		}
 	}()
 	value := make([]byte, cfg.ValueSize)
@@ -647,10 +712,7 @@ func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, erro
 			}
 		}
 	}
-	halves := [2]Config{cfg, cfg}
-	halves[0].Duration, halves[1].Duration = cfg.Duration/2, cfg.Duration-cfg.Duration/2
-	halves[0].Ops, halves[1].Ops = cfg.Ops/2, cfg.Ops-cfg.Ops/2
-	halves[1].Seed = cfg.Seed ^ 0x9e3779b97f4a7c15
+	halves := splitHalves(cfg)
 	cm := measured{ws: newWorkerStats()}
 	rm := measured{ws: newWorkerStats()}
 	for _, round := range []struct {
@@ -658,10 +720,14 @@ func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, erro
 		m    *measured
 		half int
 	}{{ct, &cm, 0}, {dt, &rm, 0}, {dt, &rm, 1}, {ct, &cm, 1}} {
-		if cfg.Ops > 0 && halves[round.half].Ops == 0 {
+		h := halves[round.half]
+		if h.Ops == 0 && h.Duration == 0 {
 			continue // one operation in all: the second half has none
 		}
-		round.m.add(measure(ctx, round.t, halves[round.half], value))
+		if ctx.Err() != nil {
+			break
+		}
+		round.m.add(measure(ctx, round.t, h, value))
 		if round.m.err != nil {
 			break
 		}
@@ -670,20 +736,32 @@ func Compare(ctx context.Context, c *cache.Cache, cfg Config) (*Comparison, erro
 	if cmp.Raw.OpsPerSec > 0 {
 		cmp.Ratio = cmp.Cache.OpsPerSec / cmp.Raw.OpsPerSec
 	}
-	err := cm.err
+	err = cm.err
 	if err == nil {
 		err = rm.err
 	}
-	if err == nil {
-		cleaned = true
-		cerr := ct.cleanup(context.WithoutCancel(ctx))
-		derr := dt.cleanup(context.WithoutCancel(ctx))
-		switch {
-		case cerr != nil:
-			err = fmt.Errorf("loadgen: deleting the cache run's keys: %w", cerr)
-		case derr != nil:
-			err = fmt.Errorf("loadgen: deleting the raw run's objects: %w", derr)
+	return cmp, err
+}
+
+// splitHalves splits cfg's duration and operations between the two halves
+// of a Compare. A half never has neither limit while the whole has one: a
+// 1ns duration gives the first half 1ns, not 0 (which would be no limit).
+// A half with no operations to do (Ops 1, no duration) has both 0 and is
+// skipped.
+func splitHalves(cfg Config) [2]Config {
+	h := [2]Config{cfg, cfg}
+	h[0].Duration, h[1].Duration = cfg.Duration/2, cfg.Duration-cfg.Duration/2
+	if cfg.Duration > 0 && h[0].Duration == 0 {
+		h[0].Duration = cfg.Duration
+	}
+	h[0].Ops, h[1].Ops = cfg.Ops/2, cfg.Ops-cfg.Ops/2
+	if cfg.Ops > 0 {
+		for i := range h {
+			if h[i].Ops == 0 {
+				h[i].Duration = 0 // nothing to do in this half
+			}
 		}
 	}
-	return cmp, err
+	h[1].Seed = cfg.Seed ^ 0x9e3779b97f4a7c15
+	return h
 }
