@@ -27,6 +27,9 @@ const (
 	// DefaultMaxValueSize is the largest value a cache stores and reads
 	// unless WithMaxValueSize says otherwise: 256 MiB.
 	DefaultMaxValueSize = 256 << 20
+	// DefaultFillTimeout bounds a GetOrSet fill unless WithFillTimeout says
+	// otherwise: 1 minute.
+	DefaultFillTimeout = time.Minute
 )
 
 // TTL values with a special meaning.
@@ -54,6 +57,7 @@ type settings struct {
 	keyFunc       KeyFunc
 	gzip          bool
 	maxValueSize  int64
+	fillTimeout   time.Duration
 	now           func() time.Time
 	description   string
 
@@ -70,6 +74,7 @@ func defaultSettings() settings {
 		defaultTTL:    DefaultTimeout,
 		version:       DefaultVersion,
 		maxValueSize:  DefaultMaxValueSize,
+		fillTimeout:   DefaultFillTimeout,
 		now:           time.Now,
 	}
 }
@@ -192,6 +197,21 @@ func WithMaxValueSize(n int64) Option {
 			return optionError("max_value_size", "%d: want 1 to %d bytes", n, int64(maxMaxValueSize))
 		}
 		s.maxValueSize = n
+		return nil
+	}
+}
+
+// WithFillTimeout bounds the context a GetOrSet fill runs under (default
+// DefaultFillTimeout). The fill's context is detached from every caller's
+// cancellation and deadline, so that a caller that gives up fails alone while
+// the others still get the value and it is stored; this timeout is what ends
+// a fill that nobody waits for any more. d must be positive.
+func WithFillTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d <= 0 {
+			return optionError("fill_timeout", "%v: want a positive duration", d)
+		}
+		s.fillTimeout = d
 		return nil
 	}
 }
