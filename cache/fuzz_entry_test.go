@@ -25,6 +25,10 @@ import (
 
 var relFuzzKey = []byte("fuzz-signing-key-0123456789abcdef")
 
+// relFuzzMaxValue is the fuzzed caches' max_value_size: no value read may be
+// longer, however the stored bytes are made (a gzip bomb, a forged size).
+const relFuzzMaxValue = 4096
+
 // relFuzzCache returns a cache on a fresh memory store; mode bit 0 turns
 // gzip on, bit 1 signing.
 func relFuzzCache(t testing.TB, mode byte) (*cache.Cache, driver.Driver) {
@@ -33,6 +37,7 @@ func relFuzzCache(t testing.TB, mode byte) (*cache.Cache, driver.Driver) {
 	// calls.
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	opts := []cache.Option{cache.WithLocation("f"), cache.WithMaxEntries(0), cache.WithGzip(mode&1 != 0),
+		cache.WithMaxValueSize(relFuzzMaxValue),
 		cache.WithClock(func() time.Time { return now })}
 	if mode&2 != 0 {
 		opts = append(opts, cache.WithSigningKeys(relFuzzKey))
@@ -98,6 +103,9 @@ func FuzzStoredEntry(f *testing.F) {
 		hit := err == nil
 		switch {
 		case hit:
+			if len(v) > relFuzzMaxValue {
+				t.Fatalf("Get returned %d bytes, more than max_value_size %d", len(v), relFuzzMaxValue)
+			}
 			again, err := c.Get(ctx, "k")
 			if err != nil || !bytes.Equal(again, v) {
 				t.Fatalf("second Get = %q, %v; first was %q", again, err, v)
