@@ -1,0 +1,288 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/blobcache/blobcache/cull"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// Clear deletes every entry under the cache's location and nothing outside it.
+func (c *Cache) Clear(ctx context.Context) (err error) {
+	ctx, cl := c.begin(ctx, opClear)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.clears.Add(1)
+	if err := c.check(ctx); err != nil {
+		return fail("clear", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	removed, err := c.clearAll(ctx)
+	if err != nil {
+		return fail("clear", "", err)
+	}
+	if c.logger != nil {
+		c.logger.LogAttrs(ctx, slog.LevelInfo, "blobcache: cleared", slog.String("location", c.prefix), slog.Int("removed", removed))
+	}
+	return nil
+}
+
+// clearAll deletes every object under the location and returns how many it
+// deleted. Unlike a cull, which needs the whole listing before it can choose,
+// it deletes each page of the listing while the next page is listed, so a
+// Clear of n entries takes about as long as its deletes alone. The caller
+// holds counter.listMu.
+func (c *Cache) clearAll(ctx context.Context) (int, error) {
+	probe := c.probe.Load() // written before the listing starts
+	c.counter.beginListing()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteParallelism)
+	var (
+		listed  []string
+		listErr error
+	)
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.storeList(gctx, opts)
+		if err != nil {
+			listErr = err
+			break
+		}
+		names := make([]string, 0, len(page.Objects))
+		for _, o := range page.Objects {
+			if isEntryName(c.prefix, o.Name) {
+				names = append(names, o.Name)
+			}
+		}
+		listed = append(listed, names...)
+		c.goDelete(gctx, g, names)
+		if page.NextPageToken == "" {
+			break
+		}
+		opts.PageToken = page.NextPageToken
+	}
+	if err := g.Wait(); err != nil {
+		// A failed delete cancels gctx, which fails the listing too:
+		// report the delete's error, the cause.
+		listErr = err
+	}
+	if listErr == nil {
+		listErr = c.checkHidden(ctx, probe, len(listed))
+	}
+	if listErr != nil {
+		c.counter.abortListing()
+		return 0, listErr
+	}
+	c.counter.endListing(listed, listed)
+	return len(listed), nil
+}
+
+// Len returns the number of entries under the cache's location, expired ones
+// included (as the store holds them until read or culled).
+func (c *Cache) Len(ctx context.Context) (_ int, err error) {
+	ctx, cl := c.begin(ctx, opLen)
+	defer func() { cl.end(ctx, err) }()
+	if err := c.check(ctx); err != nil {
+		return 0, fail("len", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	n, _, err := c.sweep(ctx, func([]cull.Entry) []string { return nil })
+	if err != nil {
+		return 0, fail("len", "", err)
+	}
+	return n, nil
+}
+
+// Cull removes entries as a full cache would, now, whatever the count, and
+// returns how many it removed.
+func (c *Cache) Cull(ctx context.Context) (_ int, err error) {
+	ctx, cl := c.begin(ctx, opCull)
+	defer func() { cl.end(ctx, err) }()
+	if err := c.check(ctx); err != nil {
+		return 0, fail("cull", "", err)
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	n, err := c.listAndCull(ctx, 0)
+	if err != nil {
+		return 0, fail("cull", "", err)
+	}
+	return n, nil
+}
+
+// cullIfFull runs before every write: when the location may hold max_entries
+// entries it lists them and, if it does, culls.
+func (c *Cache) cullIfFull(ctx context.Context) error {
+	if c.maxEntries == 0 || !c.counter.needsListing(c.maxEntries) {
+		return nil
+	}
+	c.counter.listMu.Lock()
+	defer c.counter.listMu.Unlock()
+	// Another caller may have listed while this one waited.
+	if !c.counter.needsListing(c.maxEntries) {
+		return nil
+	}
+	_, err := c.listAndCull(ctx, c.maxEntries)
+	if errors.Is(err, ErrHiddenEntries) {
+		// Not the write's fault: it goes ahead, and the cache cannot cull
+		// until the store lists its entries again. Said loudly.
+		c.stats.errors.Add(1)
+		if c.logger != nil {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "blobcache: cannot cull", slog.String("location", c.prefix), slog.String("reason", err.Error()))
+		}
+		return nil
+	}
+	return err
+}
+
+// checkHidden runs after every listing of the location, which found listed
+// entries. probe is an entry this cache wrote before the listing began (nil:
+// none). A listing that found entries shows the store lists the location:
+// the probe is reset, and the next write sets a new one. A listing that
+// found none while the probe still exists means the store hides the location's objects from listings (MinIO does when an
+// object is named exactly like the location): an error wrapping
+// ErrHiddenEntries, never a silent empty Clear. One header read, only after
+// an empty listing.
+func (c *Cache) checkHidden(ctx context.Context, probe *string, listed int) error {
+	if probe == nil {
+		return nil
+	}
+	if listed > 0 {
+		c.probe.CompareAndSwap(probe, nil)
+		return nil
+	}
+	_, _, err := c.storeRead(ctx, *probe, 0, 0)
+	switch {
+	case errors.Is(err, driver.ErrNotFound):
+		// Deleted by someone else: the location is empty. The next write
+		// becomes the probe.
+		c.probe.CompareAndSwap(probe, nil)
+		return nil
+	case err != nil:
+		return err
+	}
+	why := ""
+	if loc := strings.TrimSuffix(c.prefix, "/"); loc != "" {
+		if _, _, err := c.storeRead(ctx, loc, 0, 0); err == nil {
+			why = fmt.Sprintf(" An object is named %q, exactly like the location: on MinIO it hides every object under %q from listings; delete or rename it.", loc, c.prefix)
+		}
+	}
+	return fmt.Errorf("%w: the store listed no entry under %q, but the entry %q this cache wrote exists.%s", ErrHiddenEntries, c.prefix, *probe, why)
+}
+
+// listAndCull lists the location and culls when it holds at least limit
+// entries. The caller holds counter.listMu.
+func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
+	listed, victims, err := c.sweep(ctx, func(entries []cull.Entry) []string {
+		if len(entries) >= limit && len(entries) > 0 {
+			return c.policy.Cull(entries)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(victims) > 0 {
+		c.culled(ctx, listed, len(victims))
+	}
+	return len(victims), nil
+}
+
+// sweep lists the location, deletes the entries choose picks from the
+// listing, and brings the entry counter up to date. It returns how many
+// entries were listed and the names deleted. The caller holds
+// counter.listMu.
+func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (int, []string, error) {
+	probe := c.probe.Load() // written before the listing starts
+	c.counter.beginListing()
+	entries, err := c.list(ctx)
+	if err == nil {
+		err = c.checkHidden(ctx, probe, len(entries))
+	}
+	if err != nil {
+		c.counter.abortListing()
+		return 0, nil, err
+	}
+	victims := choose(entries)
+	if err := c.deleteNames(ctx, victims); err != nil {
+		c.counter.abortListing()
+		return 0, nil, err
+	}
+	c.counter.endListing(entryNames(entries), victims)
+	return len(entries), victims, nil
+}
+
+// list returns every object under the location, in name order.
+func (c *Cache) list(ctx context.Context) ([]cull.Entry, error) {
+	var out []cull.Entry
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.storeList(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Objects {
+			// Only the cache's own entries: anything else in the store,
+			// inside the location or not, is never counted or culled.
+			if isEntryName(c.prefix, o.Name) {
+				out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+			}
+		}
+		if page.NextPageToken == "" {
+			return out, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
+}
+
+func entryNames(entries []cull.Entry) []string {
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
+	}
+	return names
+}
+
+// deleteParallelism bounds concurrent delete requests (batches or single
+// deletes) of Clear, culling and DeleteMany.
+const deleteParallelism = 8
+
+// deleteNames deletes names in batches where the driver allows, concurrently.
+func (c *Cache) deleteNames(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteParallelism)
+	c.goDelete(gctx, g, names)
+	return g.Wait()
+}
+
+// goDelete schedules the deletion of names on g: batches of at most
+// driver.MaxBatchDelete where the driver has a BatchDeleter, one request per
+// name otherwise.
+func (c *Cache) goDelete(gctx context.Context, g *errgroup.Group, names []string) {
+	if c.batch != nil {
+		for chunk := range slices.Chunk(names, driver.MaxBatchDelete) {
+			g.Go(func() error {
+				if err := c.storeDeleteBatch(gctx, chunk); err != nil {
+					return err
+				}
+				c.counter.dropped(chunk...)
+				return nil
+			})
+		}
+		return
+	}
+	for _, name := range names {
+		g.Go(func() error { return c.drop(gctx, name) })
+	}
+}
