@@ -10,13 +10,23 @@ package cache_test
 //	go test -run='^$' -fuzz='^FuzzOpenURL$' -fuzztime=60s ./cache/
 //	go test -run='^$' -fuzz='^FuzzConfigURL$' -fuzztime=60s ./cache/
 //	go test -run='^$' -fuzz='^FuzzWithLocation$' -fuzztime=60s ./cache/
+//	go test -run='^$' -fuzz='^FuzzOpenURLOptions$' -fuzztime=60s ./cache/
+//
+// FuzzOpenURLOptions opens mem:// and file:// (in t.TempDir()) URLs with a
+// live context: neither reaches the network.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"math"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,8 +235,17 @@ func FuzzWithLocation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, loc string) {
 		store := mem.New()
 		c, err := cache.New(store, cache.WithLocation(loc), cache.WithMaxEntries(0))
-		// The URL parameter and the Go option validate alike.
-		cu, uerr := cache.Open(relCancelled, "mem://?location="+url.QueryEscape(loc))
+		// The URL parameter and the Go option validate alike, except that a
+		// URL says "the root" by leaving location out: an empty value is an
+		// error (it is what a failed substitution leaves).
+		rawURL := "mem://?location=" + url.QueryEscape(loc)
+		if loc == "" {
+			if _, uerr := cache.Open(relCancelled, rawURL); !errors.Is(uerr, cache.ErrInvalidOption) || !strings.Contains(uerr.Error(), "empty value") {
+				t.Fatalf("location=: %v, want an error for the empty value", uerr)
+			}
+			rawURL = "mem://"
+		}
+		cu, uerr := cache.Open(relCancelled, rawURL)
 		if (err == nil) != (uerr == nil) {
 			t.Fatalf("location %q: WithLocation error %v but URL error %v", loc, err, uerr)
 		}
@@ -280,6 +299,194 @@ func FuzzWithLocation(f *testing.F) {
 		page, err := store.List(ctx, &driver.ListOptions{})
 		if err != nil || len(page.Objects) != 0 {
 			t.Fatalf("location %q: after Clear the store holds %v, %v", loc, page, err)
+		}
+	})
+}
+
+// fuzzCacheOptions are the cache's own option names, listed here apart from
+// the package so that the oracle does not share its tables.
+var fuzzCacheOptions = map[string]bool{"location": true, "max_entries": true, "cull_frequency": true, "cull_policy": true,
+	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true}
+
+// oracleQuery reads a raw query the strict way, independently of the
+// package: pairs split on '&', each name=value with valid escapes, a
+// non-empty name and value, no ';', no name twice in any case, and only the
+// cache's own names (mem and file take no others). ok is false when Open
+// must refuse the query.
+func oracleQuery(query string) (opts map[string]string, ok bool) {
+	if strings.ContainsAny(query, "#") || strings.IndexFunc(query, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return nil, false
+	}
+	opts = map[string]string{}
+	for _, seg := range strings.Split(query, "&") {
+		if seg == "" {
+			continue
+		}
+		if strings.Contains(seg, ";") {
+			return nil, false
+		}
+		k, v, found := strings.Cut(seg, "=")
+		name, err1 := url.QueryUnescape(k)
+		value, err2 := url.QueryUnescape(v)
+		if !found || err1 != nil || err2 != nil || name == "" || value == "" {
+			return nil, false
+		}
+		lname := strings.ToLower(name)
+		if _, dup := opts[lname]; dup || !fuzzCacheOptions[lname] {
+			return nil, false
+		}
+		opts[lname] = value
+	}
+	return opts, true
+}
+
+// oracleSize reads a max_value_size: digits, at most one space, a unit.
+func oracleSize(v string) (int64, bool) {
+	i := 0
+	for i < len(v) && '0' <= v[i] && v[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	unit := strings.TrimPrefix(v[i:], " ")
+	if err != nil || (unit == "" && v[i:] != "") {
+		return 0, false
+	}
+	mult, ok := map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20,
+		"gb": 1e9, "gib": 1 << 30, "tb": 1e12, "tib": 1 << 40}[strings.ToLower(unit)]
+	if !ok || n > math.MaxInt64/mult {
+		return 0, false
+	}
+	return n * mult, true
+}
+
+// oracleSettings is what a cache opened with opts must hold; ok is false
+// when some value cannot be honoured as written (Open may then refuse it).
+func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
+	want = cache.Observed{MaxEntries: cache.DefaultMaxEntries, DefaultTTL: cache.DefaultTimeout, Version: cache.DefaultVersion,
+		MaxValueSize: cache.DefaultMaxValueSize}
+	ok = true
+	atoi := func(v string) int {
+		n, err := strconv.Atoi(v)
+		ok = ok && err == nil
+		return n
+	}
+	freq := cache.DefaultCullFrequency
+	for name, v := range opts {
+		switch name {
+		case "location":
+			if t := strings.Trim(v, "/"); t != "" {
+				want.Location = t + "/"
+			}
+		case "max_entries":
+			want.MaxEntries = atoi(v)
+		case "cull_frequency":
+			freq = atoi(v)
+		case "cull_policy":
+			ok = ok && (strings.EqualFold(v, "frequency") || strings.EqualFold(v, "oldest"))
+		case "timeout":
+			if strings.EqualFold(v, "none") {
+				want.DefaultTTL = cache.NoExpiry
+			} else if secs, err := strconv.ParseFloat(v, 64); err == nil {
+				want.DefaultTTL = time.Duration(math.Round(secs * 1e9))
+			} else {
+				d, err := time.ParseDuration(v)
+				ok = ok && err == nil
+				want.DefaultTTL = d
+			}
+		case "key_prefix":
+			want.KeyPrefix = v
+		case "version":
+			want.Version = atoi(v)
+		case "is_gzipped":
+			b, err := strconv.ParseBool(v)
+			ok = ok && err == nil
+			want.Gzip = b
+		case "max_value_size":
+			n, good := oracleSize(v)
+			ok = ok && good
+			want.MaxValueSize = n
+		case "signing_key":
+			want.SigningKeys = len(strings.Split(v, ","))
+		}
+	}
+	want.Policy = fmt.Sprintf("frequency(%d)", freq)
+	if strings.EqualFold(opts["cull_policy"], "oldest") {
+		want.Policy = fmt.Sprintf("oldest(%d)", freq)
+	}
+	return want, ok
+}
+
+// FuzzOpenURLOptions: a mem:// or file:// URL with a fuzzed query either
+// fails to open with an error wrapping ErrInvalidOption (and, for file://,
+// without making the directory), or opens a cache whose settings are exactly
+// what the query spells, every option the oracle reads present and nothing
+// else, as Observe and String show them.
+func FuzzOpenURLOptions(f *testing.F) {
+	f.Fuzz(func(t *testing.T, query string, onFile bool) {
+		base, dir := "mem://", ""
+		if onFile {
+			dir = filepath.Join(t.TempDir(), "c")
+			base = (&url.URL{Scheme: "file", Path: dir}).String()
+		}
+		raw := base + "?" + query
+		opts, wellFormed := oracleQuery(query)
+		c, err := cache.Open(context.Background(), raw)
+		if err != nil {
+			if !errors.Is(err, cache.ErrInvalidOption) {
+				t.Fatalf("Open(%q): %v does not wrap ErrInvalidOption", raw, err)
+			}
+			if v := opts["signing_key"]; len(v) >= 6 && strings.Contains(err.Error(), v) {
+				t.Fatalf("Open(%q): the error shows the signing key: %v", raw, err)
+			}
+			if dir != "" && !strings.Contains(err.Error(), "cannot keep it") {
+				if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+					t.Fatalf("Open(%q) failed (%v) but made the directory", raw, err)
+				}
+			}
+			if wellFormed {
+				// A well-formed query fails only for a value, which the
+				// error names.
+				named := false
+				for name := range opts {
+					named = named || strings.Contains(err.Error(), name)
+				}
+				if !named {
+					t.Fatalf("Open(%q): %v names none of the options %v", raw, err, opts)
+				}
+			}
+			return
+		}
+		defer c.Close()
+		if !wellFormed {
+			t.Fatalf("Open(%q) succeeded, but the query is malformed, repeats an option or names an unknown one", raw)
+		}
+		want, honourable := oracleSettings(opts)
+		if !honourable {
+			t.Fatalf("Open(%q) succeeded with a value the oracle cannot read: %+v", raw, cache.Observe(c))
+		}
+		if got := cache.Observe(c); got != want {
+			t.Fatalf("Open(%q):\n got %+v\nwant %+v", raw, got, want)
+		}
+		// String shows exactly the non-secret options given, with their values.
+		desc := strings.TrimSuffix(strings.TrimPrefix(c.String(), "cache("), ")")
+		du, err := url.Parse(desc)
+		if err != nil {
+			t.Fatalf("Open(%q): String %q does not hold a URL: %v", raw, c.String(), err)
+		}
+		shown := map[string]string{}
+		for k, vs := range du.Query() {
+			shown[k] = strings.Join(vs, ",")
+		}
+		wantShown := maps.Clone(opts)
+		delete(wantShown, "signing_key")
+		if !maps.Equal(shown, wantShown) {
+			t.Fatalf("Open(%q): String %q shows %v, want %v", raw, c.String(), shown, wantShown)
+		}
+		if v := opts["signing_key"]; v != "" && len(v) >= 6 && strings.Contains(c.String(), v) {
+			t.Fatalf("Open(%q): String shows the signing key: %s", raw, c.String())
 		}
 	})
 }

@@ -31,12 +31,23 @@ import (
 // Query parameters set cache options, with Django's names, case-insensitive:
 // location, max_entries, cull_frequency, cull_policy (frequency or oldest),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
-// version, is_gzipped. The remaining parameters go to the driver (for s3:
-// endpoint, region, use_path_style, access_key, secret_key, create_bucket,
-// default_acl, bucket_acl, storage_class, reduced_redundancy, sse, ...: the
-// README lists them all); a parameter nobody knows is an error naming it and
-// suggesting the closest known name. OpenConfig takes the same options in
-// the shape of a Django CACHES entry.
+// version, is_gzipped, max_value_size, signing_key. The remaining parameters
+// go to the driver (for s3: endpoint, region, use_path_style, access_key,
+// secret_key, create_bucket, default_acl, bucket_acl, storage_class,
+// reduced_redundancy, sse, ...: the README lists them all); mem and file
+// take none. OpenConfig takes the same options in the shape of a Django
+// CACHES entry.
+//
+// Every parameter is honoured or refused: the error wraps ErrInvalidOption
+// and names the parameter (never showing a secret's value). Refused are a
+// name nobody knows (the error suggests the closest known one), a pair
+// url.ParseQuery would drop (a ';', a bad %-escape) or invent (a name without
+// "=value"), an empty name or value (leave a parameter out for its default),
+// one option given twice in any spelling or alias (location and LOCATION,
+// access_key and access_key_id), a bad value, a fragment ('#') and user
+// information. Every option, opts included, is checked before the driver is
+// opened, so a bad one leaves the store untouched: no directory is made, no
+// request is sent.
 //
 // opts are applied after the URL's options, for what a URL cannot carry (a
 // logger, telemetry providers, a key function, a clock).
@@ -47,31 +58,25 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	if err := checkOptions(opts); err != nil { // before the URL's options are added
 		return nil, err
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))
-	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: cache URL %q has no scheme (want mem://, file:///dir, s3://bucket, ...)", ErrInvalidOption, redact(u))
-	}
-	urlOpts, rest, err := splitQuery(u.Query())
+	u, pairs, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	du := *u
-	du.RawQuery = rest.Encode()
-	d, err := openDriver(ctx, &du)
+	urlOpts, rest, err := splitQuery(pairs)
 	if err != nil {
-		var unknown *driver.UnknownOptionError
-		if errors.As(err, &unknown) {
-			// Suggest among the cache's options too.
-			known := append(slices.Collect(maps.Keys(cacheOptions)), unknown.Known...)
-			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, &driver.UnknownOptionError{Name: unknown.Name, Known: known})
-		}
 		return nil, err
 	}
-	all := append(urlOpts, withDescription(describe(u)))
-	c, err := New(d, append(all, opts...)...)
+	all := append(urlOpts, withDescription(describe(u, pairs)))
+	all = append(all, opts...)
+	// Every option is checked before the driver touches the store.
+	if err := checkSettings(all); err != nil {
+		return nil, err
+	}
+	d, err := openDriver(ctx, u, rest)
+	if err != nil {
+		return nil, driverError(err, rest)
+	}
+	c, err := New(d, all...)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -79,23 +84,180 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	return c, nil
 }
 
-func openDriver(ctx context.Context, u *url.URL) (driver.Driver, error) {
+// checkSettings applies opts to a throwaway settings value, as New does, and
+// returns the first error, so that a bad option fails before any driver is
+// opened.
+func checkSettings(opts []Option) error {
+	s := defaultSettings()
+	for _, o := range opts {
+		if err := o(&s); err != nil {
+			return err
+		}
+	}
+	_, err := cleanLocation(s.location)
+	return err
+}
+
+// parseURL parses a cache URL strictly: the URL itself, then every pair of
+// its query (see parseQuery). It refuses what no driver would honour: an
+// opaque URL, user information and a fragment. No error shows the URL.
+func parseURL(rawURL string) (*url.URL, []param, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))
+	}
+	switch {
+	case u.Scheme == "":
+		return nil, nil, fmt.Errorf("%w: cache URL %q has no scheme (want mem://, file:///dir, s3://bucket, ...)", ErrInvalidOption, redact(u))
+	case u.Opaque != "":
+		return nil, nil, fmt.Errorf("%w: cache URL %s:... is not of the form %s://...", ErrInvalidOption, u.Scheme, u.Scheme)
+	case strings.Contains(rawURL, "#"):
+		return nil, nil, fmt.Errorf("%w: cache URL has a fragment: '#' ends the query (write '#' in a value as %%23)", ErrInvalidOption)
+	case u.User != nil:
+		return nil, nil, fmt.Errorf("%w: cache URL has user information, which no driver takes (pass credentials as parameters)", ErrInvalidOption)
+	}
+	pairs, err := parseQuery(u.RawQuery)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, pairs, nil
+}
+
+// param is one name=value pair of a URL query, decoded, in the order given.
+type param struct {
+	name, value string
+	// after is the lower-case name of the secret parameter right before this
+	// pair, or "". Such a pair's name is never shown: it may be the secret's
+	// tail, cut off by an unescaped '&'.
+	after string
+}
+
+// describe names p for an error.
+func (p param) describe() string {
+	if p.after != "" {
+		return "the cache URL parameter after " + p.after
+	}
+	return "cache URL parameter " + strconv.Quote(p.name)
+}
+
+// isSecretParam reports whether a parameter's value is a secret.
+func isSecretParam(name string) bool {
+	return secretOptions[strings.ToLower(name)] || s3.IsSecretOption(name)
+}
+
+// parseQuery splits a raw query into its pairs, in order, refusing every
+// pair url.ParseQuery would drop or make up: a ';' (Go's parser drops the
+// pair), a bad %-escape (dropped too), an empty name, a name without "=" and
+// a value, and an empty value. Empty segments ("a=1&&b=2") hold nothing and
+// are skipped. No message shows a value.
+func parseQuery(raw string) ([]param, error) {
+	var out []param
+	after := ""
+	for seg := range strings.SplitSeq(raw, "&") {
+		if seg == "" {
+			continue
+		}
+		rawName, rawValue, hasValue := strings.Cut(seg, "=")
+		name, nerr := url.QueryUnescape(rawName)
+		p := param{name: name, after: after}
+		if nerr != nil {
+			p.name = rawName
+		}
+		hint := ""
+		if after != "" {
+			hint = " (if the " + after + " value holds '&', write it as %26)"
+		}
+		switch {
+		case strings.Contains(seg, ";"):
+			return nil, fmt.Errorf("%w: %s is malformed: ';' does not separate parameters: use '&', and write ';' in a value as %%3B%s", ErrInvalidOption, p.describe(), hint)
+		case nerr != nil:
+			return nil, fmt.Errorf("%w: %s is malformed: bad %%-escape in the name (write '%%' as %%25)%s", ErrInvalidOption, p.describe(), hint)
+		case name == "":
+			return nil, fmt.Errorf("%w: a cache URL parameter has no name (\"=...\")%s", ErrInvalidOption, hint)
+		case !hasValue:
+			return nil, fmt.Errorf("%w: %s: no value (write name=value)%s", ErrInvalidOption, p.describe(), hint)
+		}
+		value, verr := url.QueryUnescape(rawValue)
+		switch {
+		case verr != nil:
+			return nil, fmt.Errorf("%w: %s is malformed: bad %%-escape in the value (write '%%' as %%25)", ErrInvalidOption, p.describe())
+		case value == "":
+			return nil, fmt.Errorf("%w: %s: empty value (leave the parameter out for its default)", ErrInvalidOption, p.describe())
+		}
+		p.value = value
+		out = append(out, p)
+		after = ""
+		if isSecretParam(name) {
+			after = strings.ToLower(name)
+		}
+	}
+	return out, nil
+}
+
+// encodeQuery is the query of pairs, in their order.
+func encodeQuery(pairs []param) string {
+	parts := make([]string, len(pairs))
+	for i, p := range pairs {
+		parts[i] = url.QueryEscape(p.name) + "=" + url.QueryEscape(p.value)
+	}
+	return strings.Join(parts, "&")
+}
+
+// openDriver opens the driver of u with the parameters that are not the
+// cache's.
+func openDriver(ctx context.Context, u *url.URL, rest []param) (driver.Driver, error) {
+	du := *u
+	du.RawQuery = encodeQuery(rest)
+	du.ForceQuery = false
 	switch strings.ToLower(u.Scheme) {
 	case "mem":
-		if q := u.Query(); len(q) > 0 {
-			return nil, &driver.UnknownOptionError{Name: slices.Sorted(maps.Keys(q))[0]}
+		if len(rest) > 0 {
+			return nil, unknownParam(rest[0])
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("%w: mem URL has a path %q: the store is the host (mem://name) and the folder the location parameter", ErrInvalidOption, u.Path)
 		}
 		if u.Host == "" {
 			return mem.New(), nil
 		}
 		return mem.Open(u.Host), nil
 	case "file":
-		return file.OpenURL(ctx, u)
+		if len(rest) > 0 { // the file driver takes no parameters
+			return nil, unknownParam(rest[0])
+		}
+		return file.OpenURL(ctx, &du)
 	case "s3":
-		return s3.OpenURL(ctx, u)
+		return s3.OpenURL(ctx, &du)
 	default:
-		return blobdriver.OpenURL(ctx, u.String())
+		return blobdriver.OpenURL(ctx, du.String())
 	}
+}
+
+// unknownParam is the error for a parameter no one takes.
+func unknownParam(p param) error {
+	if p.after != "" {
+		return fmt.Errorf("%w: %s is unknown (if the %s value holds '&', write it as %%26)", ErrInvalidOption, p.describe(), p.after)
+	}
+	return &driver.UnknownOptionError{Name: p.name}
+}
+
+// driverError gives a driver's error about its options the cache's kind: an
+// unknown option suggests among the cache's options too.
+func driverError(err error, rest []param) error {
+	var unknown *driver.UnknownOptionError
+	if errors.As(err, &unknown) {
+		for _, p := range rest {
+			if p.name == unknown.Name && p.after != "" {
+				return unknownParam(p)
+			}
+		}
+		known := append(slices.Collect(maps.Keys(cacheOptions)), unknown.Known...)
+		return fmt.Errorf("%w: %w", ErrInvalidOption, &driver.UnknownOptionError{Name: unknown.Name, Known: known})
+	}
+	if errors.Is(err, s3.ErrInvalidOption) && !errors.Is(err, ErrInvalidOption) {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	return err
 }
 
 // cacheOptions are the URL parameters the cache itself takes, by lower-case
@@ -105,14 +267,14 @@ var cacheOptions = map[string]func(string) (Option, error){
 	"max_entries": func(v string) (Option, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, optionError("max_entries", "%q is not an integer", v)
+			return nil, optionError("max_entries", "%s is not an integer", quoteValue(v))
 		}
 		return WithMaxEntries(n), nil
 	},
 	"cull_frequency": func(v string) (Option, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, optionError("cull_frequency", "%q is not an integer", v)
+			return nil, optionError("cull_frequency", "%s is not an integer", quoteValue(v))
 		}
 		return WithCullFrequency(n), nil
 	},
@@ -123,7 +285,7 @@ var cacheOptions = map[string]func(string) (Option, error){
 		case "oldest":
 			return func(s *settings) error { s.policy = cull.Oldest(s.cullFrequency); return nil }, nil
 		}
-		return nil, optionError("cull_policy", "%q: want frequency or oldest", v)
+		return nil, optionError("cull_policy", "%s: want frequency or oldest", quoteValue(v))
 	},
 	"timeout": func(v string) (Option, error) {
 		d, err := parseTimeout(v)
@@ -136,14 +298,14 @@ var cacheOptions = map[string]func(string) (Option, error){
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {
-			return nil, optionError("max_value_size", "%q: %v", v, err)
+			return nil, optionError("max_value_size", "%s: %v", quoteValue(v), err)
 		}
 		return WithMaxValueSize(n), nil
 	},
 	"version": func(v string) (Option, error) {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, optionError("version", "%q is not an integer", v)
+			return nil, optionError("version", "%s is not an integer", quoteValue(v))
 		}
 		return WithVersion(n), nil
 	},
@@ -157,54 +319,59 @@ var cacheOptions = map[string]func(string) (Option, error){
 	"is_gzipped": func(v string) (Option, error) {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, optionError("is_gzipped", "%q is not a boolean", v)
+			return nil, optionError("is_gzipped", "%s is not a boolean (want true or false)", quoteValue(v))
 		}
 		return WithGzip(b), nil
 	},
 }
 
 // parseTimeout reads Django's TIMEOUT: seconds (integer or decimal), a Go
-// duration such as "5m", or "none" for no expiry.
+// duration such as "5m", or "none" for no expiry. The TTL must be positive
+// after rounding to nanoseconds and fit a time.Duration (about 292 years).
 func parseTimeout(v string) (time.Duration, error) {
 	if strings.EqualFold(v, "none") {
 		return NoExpiry, nil
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
-			return 0, optionError("timeout", "%q: want a positive number of seconds or none", v)
+		ns := math.Round(secs * float64(time.Second))
+		if math.IsNaN(secs) || ns < 1 || ns >= math.MaxInt64 {
+			return 0, optionError("timeout", "%s: want a positive number of seconds (at least 1ns, at most about 292 years) or none", quoteValue(v))
 		}
-		return time.Duration(secs * float64(time.Second)), nil
+		return time.Duration(ns), nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, optionError("timeout", "%q: want seconds, a positive Go duration such as 5m, or none", v)
+		return 0, optionError("timeout", "%s: want seconds, a positive Go duration such as 5m, or none", quoteValue(v))
 	}
 	return d, nil
 }
 
-// splitQuery takes the cache's own options out of q; the rest is the
-// driver's. cull_policy is applied last, so it sees cull_frequency.
-func splitQuery(q url.Values) ([]Option, url.Values, error) {
+// splitQuery takes the cache's own options out of pairs; the rest, in their
+// order, are the driver's. One option given twice, in any spelling, is an
+// error. cull_policy is applied last, so it sees cull_frequency.
+func splitQuery(pairs []param) ([]Option, []param, error) {
 	var opts, late []Option
-	rest := url.Values{}
-	seen := map[string]bool{}
-	for _, name := range slices.Sorted(maps.Keys(q)) {
-		vals := q[name]
-		lname := strings.ToLower(name)
+	var rest []param
+	seen := map[string]param{}
+	for _, p := range pairs {
+		lname := strings.ToLower(p.name)
 		parse, ok := cacheOptions[lname]
 		if !ok {
-			rest[name] = vals
+			rest = append(rest, p)
 			continue
 		}
-		if len(vals) != 1 || seen[lname] {
-			return nil, nil, optionError(lname, "given more than once")
+		if prev, dup := seen[lname]; dup {
+			if prev.name == p.name {
+				return nil, nil, optionError(lname, "given twice")
+			}
+			return nil, nil, optionError(lname, "given twice (as %q and %q)", prev.name, p.name)
 		}
-		seen[lname] = true
-		o, err := parse(vals[0])
+		seen[lname] = p
+		o, err := parse(p.value)
 		if err != nil {
 			return nil, nil, err
 		}
-		if strings.EqualFold(name, "cull_policy") {
+		if lname == "cull_policy" {
 			late = append(late, o)
 		} else {
 			opts = append(opts, o)
@@ -213,18 +380,28 @@ func splitQuery(q url.Values) ([]Option, url.Values, error) {
 	return append(opts, late...), rest, nil
 }
 
-// describe renders u without query parameters other than the cache's own, so
-// no secret reaches String.
-func describe(u *url.URL) string {
+// describe renders u with the cache's own options, lower-case and sorted,
+// and nothing else: no driver parameter, no secret.
+func describe(u *url.URL, pairs []param) string {
 	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
 	q := url.Values{}
-	for name, vals := range u.Query() {
-		if _, ok := cacheOptions[strings.ToLower(name)]; ok && !secretOptions[strings.ToLower(name)] {
-			q[name] = vals
+	for _, p := range pairs {
+		lname := strings.ToLower(p.name)
+		if _, ok := cacheOptions[lname]; ok && !isSecretParam(lname) {
+			q.Set(lname, p.value)
 		}
 	}
 	d.RawQuery = q.Encode()
 	return d.String()
+}
+
+// quoteValue quotes an option's value for an error message, shortened past
+// 64 bytes. It is never used for a secret's value.
+func quoteValue(v string) string {
+	if len(v) > 64 {
+		return strconv.Quote(v[:61]) + "..."
+	}
+	return strconv.Quote(v)
 }
 
 // redact returns u as a string with its query and password removed.
@@ -234,8 +411,12 @@ func redact(u *url.URL) string {
 }
 
 // redactURLError reports a URL parse error without the URL, which may hold
-// secrets.
+// secrets, nor the text of a bad escape.
 func redactURLError(err error) string {
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return "bad %-escape"
+	}
 	if ue, ok := err.(*url.Error); ok {
 		return ue.Err.Error()
 	}
@@ -247,8 +428,9 @@ func redactURLError(err error) string {
 func parseSize(s string) (int64, error) {
 	bad := errors.New("want a size in bytes such as 1048576, 64KiB, 256MiB or 1GiB")
 	digits := strings.TrimRight(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ")
-	unit := strings.TrimPrefix(s[len(digits):], " ")
-	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" || strings.Contains(unit, " ") {
+	after := s[len(digits):]
+	unit := strings.TrimPrefix(after, " ")
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" || strings.Contains(unit, " ") || (after != "" && unit == "") {
 		return 0, bad
 	}
 	mult := map[string]int64{"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20,

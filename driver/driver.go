@@ -134,6 +134,10 @@ type Driver interface {
 
 // BatchDeleter is implemented by drivers that delete many objects in fewer
 // requests than one per object.
+//
+// Without it, the cache deletes one object per Delete call (Clear, culling
+// and DeleteMany make one request per entry, at most 8 at a time): the same
+// result, more requests.
 type BatchDeleter interface {
 	// DeleteBatch removes the named objects; at most MaxBatchDelete names
 	// are passed. Names with no object are not an error. On failure, the
@@ -144,6 +148,12 @@ type BatchDeleter interface {
 
 // Replacer is implemented by drivers that can replace an object only if it has
 // not changed since it was read.
+//
+// Without it, the cache writes Touch, Incr, Decr and an Add over an expired
+// or corrupt entry back with a plain Write, so those updates are not atomic:
+// two concurrent Incr of one key, in one process or in several, can lose an
+// increment, and two Adds over one expired entry can both report true. Add of
+// an absent key stays atomic (WriteOptions.IfAbsent).
 type Replacer interface {
 	// Replace stores body under name only if the object's current ETag equals
 	// etag (as returned by Read), atomically, also across processes. It

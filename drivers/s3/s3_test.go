@@ -747,14 +747,15 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("ParseURL = %q, %v; want %v", b, o, want)
 	}
 
-	// Aliases, used only when the canonical name is absent.
+	// Aliases work alone; an alias beside its canonical name is one option
+	// given twice, an error (it used to lose to the canonical name silently).
 	_, o, err = parse("s3://bkt?access_key_id=alias&secret_access_key=aliassecret")
 	if err != nil || o.AccessKey != "alias" || o.SecretKey != "aliassecret" {
 		t.Errorf("aliases: %v, %v", o, err)
 	}
-	_, o, err = parse("s3://bkt?access_key_id=alias&access_key=canon&secret_key=c&secret_access_key=a")
-	if err != nil || o.AccessKey != "canon" || o.SecretKey != "c" {
-		t.Errorf("canonical beats alias: %v, %v", o, err)
+	_, _, err = parse("s3://bkt?access_key_id=alias&access_key=canon&secret_key=c&secret_access_key=a")
+	if !errors.Is(err, s3.ErrInvalidOption) || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("canonical and alias together: %v, want an error", err)
 	}
 	b, _, err = parse("s3://?bucket_name=named")
 	if err != nil || b != "named" {

@@ -1,0 +1,38 @@
+package cache
+
+import (
+	"fmt"
+	"time"
+)
+
+// Observed is what a cache's options set, as the cache holds it, for tests
+// that check that an option was honoured exactly.
+type Observed struct {
+	Location     string
+	KeyPrefix    string
+	Version      int
+	DefaultTTL   time.Duration
+	MaxEntries   int
+	Policy       string // fmt of the cull policy: "frequency(3)", "oldest(0)"
+	Gzip         bool
+	MaxValueSize int64
+	SigningKeys  int
+}
+
+// Observe returns c's settings.
+func Observe(c *Cache) Observed {
+	o := Observed{
+		Location:     c.prefix,
+		KeyPrefix:    c.keyPrefix,
+		Version:      c.version,
+		DefaultTTL:   c.defaultTTL,
+		MaxEntries:   c.maxEntries,
+		Policy:       fmt.Sprint(c.policy),
+		Gzip:         c.gzip,
+		MaxValueSize: c.maxValueSize,
+	}
+	if c.keys != nil {
+		o.SigningKeys = len(c.keys.keys)
+	}
+	return o
+}

@@ -1,0 +1,628 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/blobcache/blobcache/driver"
+)
+
+// DefaultRegion is the region used when neither Options.Region nor the AWS
+// configuration names one.
+const DefaultRegion = "us-east-1"
+
+// DefaultACL is the canned ACL objects are written with when
+// Options.DefaultACL is empty.
+const DefaultACL = "private"
+
+// ErrInvalidOption is what every error about a bad option wraps: an unknown,
+// malformed or repeated URL parameter, a value outside its set, or options
+// that contradict each other. The message names the option; it never shows
+// the secret key. Test with errors.Is.
+var ErrInvalidOption = errors.New("invalid s3 option")
+
+// optionError is an error of kind ErrInvalidOption. Its text is "s3: " and
+// the message, without the kind's own text.
+type optionError struct {
+	msg string
+	err error // an *driver.UnknownOptionError, or nil
+}
+
+func (e *optionError) Error() string        { return "s3: " + e.msg }
+func (e *optionError) Unwrap() error        { return e.err }
+func (e *optionError) Is(target error) bool { return target == ErrInvalidOption }
+
+func invalid(format string, args ...any) error {
+	return &optionError{msg: fmt.Sprintf(format, args...)}
+}
+
+// Options configure [Open]. The zero value opens an existing bucket on AWS
+// with the standard AWS configuration and credential chain. Open refuses,
+// with [ErrInvalidOption] and before sending any request, a value outside its
+// set and any setting that would have no effect or contradicts another.
+//
+// Options never print the secret key: String and Format redact it for every
+// fmt verb, including %#v, and LogValue for log/slog.
+type Options struct {
+	// Endpoint is the base URL of an S3-compatible server, such as
+	// http://127.0.0.1:9000 for MinIO: an absolute http or https URL with a
+	// host, without user information, query or fragment. Empty means AWS.
+	Endpoint string
+	// Region is the signing region: letters, digits and '-', at most 63,
+	// starting with a letter or digit. Empty means the AWS configuration's
+	// region, or us-east-1.
+	Region string
+	// UsePathStyle addresses buckets as https://host/bucket instead of
+	// https://bucket.host. MinIO usually needs it.
+	UsePathStyle bool
+	// AccessKey and SecretKey are static credentials, given both or neither.
+	// When both are empty the standard AWS chain is used (environment,
+	// shared files, roles). Neither may hold white space or control
+	// characters.
+	AccessKey string
+	// SecretKey is the secret of AccessKey. It is never printed.
+	SecretKey string
+	// Profile selects a shared-configuration profile for the AWS chain; it
+	// conflicts with static keys and with Anonymous.
+	Profile string
+	// Anonymous sends unsigned requests; it conflicts with static keys.
+	Anonymous bool
+	// CreateBucket creates the bucket at Open when it does not exist. An
+	// existing bucket is used as is.
+	CreateBucket bool
+	// DefaultACL is the canned ACL set on every object written (x-amz-acl),
+	// such as private or public-read. Empty means "private". It is matched
+	// without case.
+	DefaultACL string
+	// BucketACL is the canned ACL of a bucket that CreateBucket makes; it is
+	// refused without CreateBucket. Empty means DefaultACL.
+	BucketACL string
+	// StorageClass is the storage class of every object written
+	// (x-amz-storage-class), such as STANDARD_IA, matched without case.
+	// Empty means the bucket's default.
+	StorageClass string
+	// ReducedRedundancy is the seed's option: storage class
+	// REDUCED_REDUNDANCY. It conflicts with any other StorageClass.
+	ReducedRedundancy bool
+	// ServerSideEncryption is the server-side encryption of every object
+	// written: AES256, aws:kms or aws:kms:dsse, matched without case.
+	ServerSideEncryption string
+	// KMSKeyID is the KMS key for aws:kms and aws:kms:dsse encryption; it is
+	// refused with any other.
+	KMSKeyID string
+	// Accelerate uses S3 Transfer Acceleration endpoints. It conflicts with
+	// Endpoint, UsePathStyle and FIPS (the SDK cannot combine them).
+	Accelerate bool
+	// DualStack uses dual-stack (IPv4 and IPv6) endpoints. It conflicts with
+	// Endpoint.
+	DualStack bool
+	// FIPS uses FIPS endpoints. It conflicts with Endpoint.
+	FIPS bool
+	// HTTPClient sends the requests; nil means the AWS SDK's default (which
+	// honours AWS_CA_BUNDLE). A client given here is used as is. Tests use it
+	// to count requests.
+	HTTPClient *http.Client
+}
+
+// String describes the options with the secret key redacted.
+func (o Options) String() string {
+	var b strings.Builder
+	b.WriteString("s3.Options{")
+	sep := ""
+	field := func(name string, v any) {
+		b.WriteString(sep)
+		sep = " "
+		fmt.Fprintf(&b, "%s:%v", name, v)
+	}
+	field("Endpoint", strconv.Quote(o.Endpoint))
+	field("Region", strconv.Quote(o.Region))
+	field("UsePathStyle", o.UsePathStyle)
+	field("AccessKey", strconv.Quote(o.AccessKey))
+	if o.SecretKey == "" {
+		field("SecretKey", `""`)
+	} else {
+		field("SecretKey", "REDACTED")
+	}
+	field("Profile", strconv.Quote(o.Profile))
+	field("Anonymous", o.Anonymous)
+	field("CreateBucket", o.CreateBucket)
+	field("DefaultACL", strconv.Quote(o.DefaultACL))
+	field("BucketACL", strconv.Quote(o.BucketACL))
+	field("StorageClass", strconv.Quote(o.StorageClass))
+	field("ReducedRedundancy", o.ReducedRedundancy)
+	field("ServerSideEncryption", strconv.Quote(o.ServerSideEncryption))
+	field("KMSKeyID", strconv.Quote(o.KMSKeyID))
+	field("Accelerate", o.Accelerate)
+	field("DualStack", o.DualStack)
+	field("FIPS", o.FIPS)
+	if o.HTTPClient == nil {
+		field("HTTPClient", "nil")
+	} else {
+		field("HTTPClient", "set")
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString is String, so %#v does not show the secret key either.
+func (o Options) GoString() string { return o.String() }
+
+// Format prints String for every verb (%v, %+v, %#v, %s, %q, %x, ...).
+func (o Options) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprint(f, strconv.Quote(o.String()))
+		return
+	}
+	fmt.Fprint(f, o.String())
+}
+
+// LogValue implements slog.LogValuer: String, so that no handler (the JSON
+// handler marshals structs field by field) shows the secret key.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+// objectACL, bucketACL and storageClass return the effective settings.
+func (o *Options) objectACL() string {
+	if o.DefaultACL == "" {
+		return DefaultACL
+	}
+	return o.DefaultACL
+}
+
+func (o *Options) bucketACL() string {
+	if o.BucketACL == "" {
+		return o.objectACL()
+	}
+	return o.BucketACL
+}
+
+func (o *Options) storageClass() (string, error) {
+	sc := o.StorageClass
+	if o.ReducedRedundancy {
+		if sc != "" && sc != string(types.StorageClassReducedRedundancy) {
+			return "", invalid("reduced_redundancy conflicts with storage_class %q", sc)
+		}
+		sc = string(types.StorageClassReducedRedundancy)
+	}
+	return sc, nil
+}
+
+// oneOf returns the member of known equal to v without case, in its own
+// spelling.
+func oneOf[T ~string](v string, known []T) (string, bool) {
+	for _, k := range known {
+		if strings.EqualFold(v, string(k)) {
+			return string(k), true
+		}
+	}
+	return "", false
+}
+
+// validate checks every setting, so that a typo or a setting that would
+// have no effect is an error at Open rather than on the first write or
+// never. It rewrites the values of fixed sets in S3's spelling, and returns
+// the effective storage class.
+func (o *Options) validate() (storageClass string, err error) {
+	if o.DefaultACL != "" {
+		acl, ok := oneOf(o.DefaultACL, types.ObjectCannedACL("").Values())
+		if !ok {
+			return "", invalid("default_acl %s is not a canned ACL (want one of %v)", quote(o.DefaultACL), types.ObjectCannedACL("").Values())
+		}
+		o.DefaultACL = acl
+	}
+	if o.BucketACL != "" {
+		if !o.CreateBucket {
+			return "", invalid("bucket_acl applies only to a bucket create_bucket makes: set create_bucket=true or leave bucket_acl out")
+		}
+		acl, ok := oneOf(o.BucketACL, types.BucketCannedACL("").Values())
+		if !ok {
+			return "", invalid("bucket_acl %s is not a canned bucket ACL (want one of %v)", quote(o.BucketACL), types.BucketCannedACL("").Values())
+		}
+		o.BucketACL = acl
+	}
+	if o.CreateBucket {
+		if acl := o.bucketACL(); !slices.Contains(types.BucketCannedACL("").Values(), types.BucketCannedACL(acl)) {
+			return "", invalid("bucket_acl: create_bucket would make the bucket with default_acl %q, which is not a canned bucket ACL (set bucket_acl to one of %v)", acl, types.BucketCannedACL("").Values())
+		}
+	}
+	if o.StorageClass != "" {
+		sc, ok := oneOf(o.StorageClass, types.StorageClass("").Values())
+		if !ok {
+			return "", invalid("storage_class %s is not an S3 storage class (want one of %v)", quote(o.StorageClass), types.StorageClass("").Values())
+		}
+		o.StorageClass = sc
+	}
+	sc, err := o.storageClass()
+	if err != nil {
+		return "", err
+	}
+	if o.ServerSideEncryption != "" {
+		e, ok := oneOf(o.ServerSideEncryption, types.ServerSideEncryption("").Values())
+		if !ok {
+			return "", invalid("ssetype %s is not a server-side encryption type (want one of %v)", quote(o.ServerSideEncryption), types.ServerSideEncryption("").Values())
+		}
+		o.ServerSideEncryption = e
+	}
+	if o.KMSKeyID != "" {
+		if !strings.HasPrefix(o.ServerSideEncryption, "aws:kms") {
+			return "", invalid("kmskeyid applies only to ssetype aws:kms or aws:kms:dsse")
+		}
+		if hasSpaceOrControl(o.KMSKeyID) {
+			return "", invalid("kmskeyid %s holds white space or a control character", quote(o.KMSKeyID))
+		}
+	}
+	if err := o.validateCredentials(); err != nil {
+		return "", err
+	}
+	if err := o.validateReach(); err != nil {
+		return "", err
+	}
+	return sc, nil
+}
+
+// validateCredentials checks that one source of credentials is chosen,
+// whole. No message shows a key.
+func (o *Options) validateCredentials() error {
+	switch {
+	case (o.AccessKey == "") != (o.SecretKey == ""):
+		return invalid("access_key and secret_key must be given together")
+	case hasSpaceOrControl(o.AccessKey):
+		return invalid("access_key holds white space or a control character")
+	case hasSpaceOrControl(o.SecretKey):
+		return invalid("secret_key holds white space or a control character (in a URL, an unescaped '+' is a space: write it as %%2B)")
+	case o.Anonymous && o.AccessKey != "":
+		return invalid("anonymous conflicts with access_key and secret_key")
+	case o.Profile != "" && o.AccessKey != "":
+		return invalid("profile conflicts with access_key and secret_key (the static keys would be used, not the profile's)")
+	case o.Profile != "" && o.Anonymous:
+		return invalid("profile conflicts with anonymous (the profile's credentials would not be used)")
+	case hasSpaceOrControl(o.Profile):
+		return invalid("profile %s holds white space or a control character", quote(o.Profile))
+	}
+	return nil
+}
+
+// validateReach checks the endpoint, the region and the endpoint variants.
+func (o *Options) validateReach() error {
+	if o.Endpoint != "" {
+		if err := validateEndpoint(o.Endpoint); err != nil {
+			return err
+		}
+		for _, f := range []struct {
+			name string
+			on   bool
+		}{{"accelerate", o.Accelerate}, {"dualstack", o.DualStack}, {"fips", o.FIPS}} {
+			if f.on {
+				return invalid("%s conflicts with endpoint (it picks an AWS endpoint)", f.name)
+			}
+		}
+	}
+	if o.Accelerate && o.UsePathStyle {
+		return invalid("accelerate conflicts with use_path_style")
+	}
+	if o.Accelerate && o.FIPS {
+		return invalid("accelerate conflicts with fips")
+	}
+	if o.Region != "" && !isHostLabel(o.Region) {
+		return invalid("region %s is not a region name (letters, digits and '-', at most 63, starting with a letter or digit)", quote(o.Region))
+	}
+	return nil
+}
+
+// validateEndpoint checks that e is an absolute http or https URL with a
+// host and nothing that would be lost or leak (user information, query,
+// fragment). Only the scheme, host and path of e are ever shown.
+func validateEndpoint(e string) error {
+	u, err := url.Parse(e)
+	if err != nil {
+		return invalid("endpoint is not a URL (want an absolute http:// or https:// URL such as http://127.0.0.1:9000)")
+	}
+	if u.User != nil {
+		return invalid("endpoint has user information: pass credentials as access_key and secret_key")
+	}
+	shown := strconv.Quote((&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String())
+	scheme := strings.ToLower(u.Scheme)
+	if (scheme != "http" && scheme != "https") || u.Opaque != "" || u.Hostname() == "" {
+		return invalid("endpoint %s is not an absolute http:// or https:// URL with a host", shown)
+	}
+	if u.RawQuery != "" || u.ForceQuery || strings.Contains(e, "#") {
+		return invalid("endpoint %s: a query or fragment is not allowed", shown)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalid("endpoint %s: port %s is out of range", shown, p)
+		}
+	}
+	return nil
+}
+
+// isHostLabel reports whether s is a DNS label as the SDK's endpoint rules
+// want a region: letters, digits and '-', 1 to 63 of them, starting with a
+// letter or digit.
+func isHostLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasSpaceOrControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0
+}
+
+// validateBucket checks that name can be a bucket: 3 to 255 letters,
+// digits, '.', '-' and '_' (what S3, legacy us-east-1 buckets included, and
+// MinIO accept). A name with '/', ':' or '?' would address something else.
+func validateBucket(name string) error {
+	if name == "" {
+		return invalid("no bucket name")
+	}
+	ok := len(name) >= 3 && len(name) <= 255
+	for _, c := range []byte(name) {
+		ok = ok && ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_')
+	}
+	if !ok {
+		return invalid("bucket name %s is not a bucket name (3 to 255 letters, digits, '.', '-' and '_')", quote(name))
+	}
+	return nil
+}
+
+// quote quotes a value for an error message, shortened past 64 bytes.
+func quote(v string) string {
+	if len(v) > 64 {
+		return strconv.Quote(v[:61]) + "..."
+	}
+	return strconv.Quote(v)
+}
+
+// OpenURL opens a driver from a URL:
+//
+//	s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1&use_path_style=true
+//	    &access_key=...&secret_key=...&create_bucket=true&default_acl=private
+//	    &bucket_acl=private&storage_class=STANDARD_IA&reduced_redundancy=true
+//
+// The host is the bucket (or the parameter bucket_name, alias
+// storage_bucket_name). Parameter names are case-insensitive; each maps to the
+// [Options] field of the same meaning: endpoint, region, use_path_style
+// (alias s3forcepathstyle), access_key (alias access_key_id), secret_key
+// (alias secret_access_key), profile, anonymous, create_bucket, default_acl,
+// bucket_acl, storage_class, reduced_redundancy, ssetype (alias sse),
+// kmskeyid (alias kms_key_id), accelerate, dualstack, fips. See [ParseURL]
+// for what is refused. No error ever contains the secret key, and nothing is
+// sent before every parameter has been checked.
+func OpenURL(ctx context.Context, u *url.URL) (*Driver, error) {
+	bucket, opts, err := ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, bucket, opts)
+}
+
+// urlParams maps each accepted parameter name (lower case) to its canonical
+// name. Go CDK s3blob's other URL parameters (disable_https,
+// hostname_immutable, rate_limiter_capacity, role, awssdk,
+// request_checksum_calculation, response_checksum_validation) are not taken:
+// they are unknown options.
+var urlParams = map[string]string{
+	"endpoint":            "endpoint",
+	"region":              "region",
+	"use_path_style":      "use_path_style",
+	"s3forcepathstyle":    "use_path_style",
+	"access_key":          "access_key",
+	"access_key_id":       "access_key",
+	"secret_key":          "secret_key",
+	"secret_access_key":   "secret_key",
+	"profile":             "profile",
+	"anonymous":           "anonymous",
+	"create_bucket":       "create_bucket",
+	"default_acl":         "default_acl",
+	"bucket_acl":          "bucket_acl",
+	"storage_class":       "storage_class",
+	"reduced_redundancy":  "reduced_redundancy",
+	"ssetype":             "ssetype",
+	"sse":                 "ssetype",
+	"kmskeyid":            "kmskeyid",
+	"kms_key_id":          "kmskeyid",
+	"accelerate":          "accelerate",
+	"dualstack":           "dualstack",
+	"fips":                "fips",
+	"bucket_name":         "bucket_name",
+	"storage_bucket_name": "bucket_name",
+}
+
+// IsSecretOption reports whether the URL parameter name (any case) carries a
+// secret: its value is never shown, nor the name of the pair right after it
+// (which is the secret's tail when the secret holds an unescaped '&').
+func IsSecretOption(name string) bool { return urlParams[strings.ToLower(name)] == "secret_key" }
+
+// param is one name=value pair of a URL query, decoded.
+type param struct {
+	name, value string
+	// after is the (lower-case) name of the secret parameter right before
+	// this pair, or "".
+	after string
+}
+
+// describe names p for an error: by its name, or, right after a secret, by
+// its place (its name may be the secret's tail).
+func (p param) describe() string {
+	if p.after != "" {
+		return "the parameter after " + p.after
+	}
+	return "URL parameter " + strconv.Quote(p.name)
+}
+
+// parseQuery splits a URL's raw query into its name=value pairs, in order,
+// and refuses every pair url.ParseQuery would drop or make up: a ';', a bad
+// %-escape, an empty name, a name without '=' and a value, and an empty
+// value (a parameter is left out for its default). Empty segments ("a=1&&b=2")
+// hold nothing and are skipped. No message shows a value.
+func parseQuery(raw string) ([]param, error) {
+	var out []param
+	after := ""
+	for seg := range strings.SplitSeq(raw, "&") {
+		if seg == "" {
+			continue
+		}
+		rawName, rawValue, hasValue := strings.Cut(seg, "=")
+		name, nerr := url.QueryUnescape(rawName)
+		p := param{name: name, after: after}
+		if nerr != nil {
+			p.name = rawName
+		}
+		hint := ""
+		if after != "" {
+			hint = " (if the " + after + " value holds '&', write it as %26)"
+		}
+		switch {
+		case strings.Contains(seg, ";"):
+			return nil, invalid("%s is malformed: ';' does not separate parameters: use '&', and write ';' in a value as %%3B%s", p.describe(), hint)
+		case nerr != nil:
+			return nil, invalid("%s is malformed: bad %%-escape in the name (write '%%' as %%25)%s", p.describe(), hint)
+		case name == "":
+			return nil, invalid("a URL parameter has no name (\"=...\")%s", hint)
+		case !hasValue:
+			return nil, invalid("%s: no value (write name=value)%s", p.describe(), hint)
+		}
+		value, verr := url.QueryUnescape(rawValue)
+		switch {
+		case verr != nil:
+			return nil, invalid("%s is malformed: bad %%-escape in the value (write '%%' as %%25)", p.describe())
+		case value == "":
+			return nil, invalid("%s: empty value (leave the parameter out for its default)", p.describe())
+		}
+		p.value = value
+		out = append(out, p)
+		after = ""
+		if IsSecretOption(name) {
+			after = strings.ToLower(name)
+		}
+	}
+	return out, nil
+}
+
+// ParseURL returns the bucket and options of an s3:// URL, as [OpenURL]
+// reads them, without opening anything. Every parameter is honoured or
+// refused with an error wrapping [ErrInvalidOption] that names it: besides
+// unknown names (also an *[driver.UnknownOptionError]) it refuses what
+// url.ParseQuery would silently drop (a ';', a bad %-escape), a parameter
+// without a value or with an empty one, one option given twice in any
+// spelling or alias (access_key and ACCESS_KEY_ID), a bad boolean (only
+// strconv.ParseBool's forms), a URL fragment, path or user information, and
+// every value or combination [Open] refuses. Values of fixed sets (ACLs,
+// storage classes, encryption types) are matched without case and returned in
+// S3's spelling.
+func ParseURL(u *url.URL) (bucket string, opts Options, err error) {
+	switch {
+	case u.Scheme != "" && !strings.EqualFold(u.Scheme, "s3"):
+		return "", Options{}, invalid("URL scheme %q is not s3", u.Scheme)
+	case u.Opaque != "":
+		return "", Options{}, invalid("URL is not of the form s3://bucket")
+	case u.Path != "" && u.Path != "/":
+		return "", Options{}, invalid("URL has a path %s; the bucket is the host (s3://bucket) and the cache's folder is the location parameter", quote(u.Path))
+	case u.User != nil:
+		return "", Options{}, invalid("URL has user information; pass credentials as access_key and secret_key")
+	case u.Fragment != "" || u.RawFragment != "":
+		return "", Options{}, invalid("URL has a fragment ('#' ends the query: write '#' in a value as %%23)")
+	}
+	pairs, err := parseQuery(u.RawQuery)
+	if err != nil {
+		return "", Options{}, err
+	}
+	vals := map[string]param{} // canonical name -> the pair
+	for _, p := range pairs {
+		lname := strings.ToLower(p.name)
+		canon, ok := urlParams[lname]
+		if !ok {
+			if p.after != "" {
+				return "", Options{}, invalid("%s is unknown (if the %s value holds '&', write it as %%26)", p.describe(), p.after)
+			}
+			unknown := &driver.UnknownOptionError{Name: p.name, Known: slices.Collect(maps.Keys(urlParams))}
+			return "", Options{}, &optionError{msg: unknown.Error(), err: unknown}
+		}
+		if prev, dup := vals[canon]; dup {
+			if prev.name == p.name {
+				n := 0
+				for _, q := range pairs {
+					n += btoi(q.name == p.name)
+				}
+				return "", Options{}, invalid("URL parameter %q given %d times", p.name, n)
+			}
+			return "", Options{}, invalid("URL parameter %q given twice (as %q and %q)", canon, prev.name, p.name)
+		}
+		vals[canon] = p
+	}
+	str := func(canon string) string { return vals[canon].value }
+	opts = Options{
+		Endpoint:             str("endpoint"),
+		Region:               str("region"),
+		AccessKey:            str("access_key"),
+		SecretKey:            str("secret_key"),
+		Profile:              str("profile"),
+		DefaultACL:           str("default_acl"),
+		BucketACL:            str("bucket_acl"),
+		StorageClass:         str("storage_class"),
+		ServerSideEncryption: str("ssetype"),
+		KMSKeyID:             str("kmskeyid"),
+	}
+	for _, b := range []struct {
+		canon string
+		dst   *bool
+	}{
+		{"use_path_style", &opts.UsePathStyle},
+		{"anonymous", &opts.Anonymous},
+		{"create_bucket", &opts.CreateBucket},
+		{"reduced_redundancy", &opts.ReducedRedundancy},
+		{"accelerate", &opts.Accelerate},
+		{"dualstack", &opts.DualStack},
+		{"fips", &opts.FIPS},
+	} {
+		p, ok := vals[b.canon]
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseBool(p.value)
+		if err != nil {
+			return "", Options{}, invalid("URL parameter %q: %s is not a boolean (want true or false)", p.name, quote(p.value))
+		}
+		*b.dst = v
+	}
+	bucket = u.Host
+	if p, ok := vals["bucket_name"]; ok {
+		if bucket != "" && bucket != p.value {
+			return "", Options{}, invalid("URL names two buckets: host %s and %s=%s", quote(bucket), p.name, quote(p.value))
+		}
+		bucket = p.value
+	}
+	if bucket == "" {
+		return "", Options{}, invalid("URL names no bucket (want s3://bucket)")
+	}
+	if err := validateBucket(bucket); err != nil {
+		return "", Options{}, err
+	}
+	if _, err := opts.validate(); err != nil {
+		return "", Options{}, err
+	}
+	return bucket, opts, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
