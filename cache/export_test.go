@@ -16,6 +16,7 @@ type Observed struct {
 	Policy       string // fmt of the cull policy: "frequency(3)", "oldest(0)"
 	Gzip         bool
 	MaxValueSize int64
+	FillTimeout  time.Duration
 	SigningKeys  int
 }
 
@@ -30,6 +31,7 @@ func Observe(c *Cache) Observed {
 		Policy:       fmt.Sprint(c.policy),
 		Gzip:         c.gzip,
 		MaxValueSize: c.maxValueSize,
+		FillTimeout:  c.fillTimeout,
 	}
 	if c.keys != nil {
 		o.SigningKeys = len(c.keys.keys)

@@ -306,7 +306,8 @@ func FuzzWithLocation(f *testing.F) {
 // fuzzCacheOptions are the cache's own option names, listed here apart from
 // the package so that the oracle does not share its tables.
 var fuzzCacheOptions = map[string]bool{"location": true, "max_entries": true, "cull_frequency": true, "cull_policy": true,
-	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true}
+	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true,
+	"fill_timeout": true}
 
 // oracleQuery reads a raw query the strict way, independently of the
 // package: pairs split on '&', each name=value with valid escapes, a
@@ -366,7 +367,7 @@ func oracleSize(v string) (int64, bool) {
 // when some value cannot be honoured as written (Open may then refuse it).
 func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
 	want = cache.Observed{MaxEntries: cache.DefaultMaxEntries, DefaultTTL: cache.DefaultTimeout, Version: cache.DefaultVersion,
-		MaxValueSize: cache.DefaultMaxValueSize}
+		MaxValueSize: cache.DefaultMaxValueSize, FillTimeout: cache.DefaultFillTimeout}
 	ok = true
 	atoi := func(v string) int {
 		n, err := strconv.Atoi(v)
@@ -410,6 +411,10 @@ func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
 			want.MaxValueSize = n
 		case "signing_key":
 			want.SigningKeys = len(strings.Split(v, ","))
+		case "fill_timeout":
+			d, err := time.ParseDuration(v)
+			ok = ok && err == nil && d > 0
+			want.FillTimeout = d
 		}
 	}
 	want.Policy = fmt.Sprintf("frequency(%d)", freq)

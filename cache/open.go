@@ -295,6 +295,13 @@ var cacheOptions = map[string]func(string) (Option, error){
 		return WithDefaultTTL(d), nil
 	},
 	"key_prefix": func(v string) (Option, error) { return WithKeyPrefix(v), nil },
+	"fill_timeout": func(v string) (Option, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, optionError("fill_timeout", "%s: want a positive Go duration such as 30s or 2m", quoteValue(v))
+		}
+		return WithFillTimeout(d), nil
+	},
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {

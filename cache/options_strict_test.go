@@ -373,12 +373,12 @@ func TestOpenFileBadOptionCreatesNothing(t *testing.T) {
 func TestOpenHonoursEveryOption(t *testing.T) {
 	ctx := context.Background()
 	c, err := cache.Open(ctx, "mem://?location=/loc/&max_entries=7&cull_frequency=0&cull_policy=oldest&timeout=0.5"+
-		"&key_prefix=p%2Bq&version=-2&is_gzipped=T&max_value_size=64%20KiB&signing_key=k1,k2")
+		"&key_prefix=p%2Bq&version=-2&is_gzipped=T&max_value_size=64%20KiB&signing_key=k1,k2&fill_timeout=90s")
 	must(t, err)
 	defer c.Close()
 	got := cache.Observe(c)
 	want := cache.Observed{Location: "loc/", MaxEntries: 7, Policy: "oldest(0)", DefaultTTL: 500 * time.Millisecond,
-		KeyPrefix: "p+q", Version: -2, Gzip: true, MaxValueSize: 64 << 10, SigningKeys: 2}
+		KeyPrefix: "p+q", Version: -2, Gzip: true, MaxValueSize: 64 << 10, FillTimeout: 90 * time.Second, SigningKeys: 2}
 	if got != want {
 		t.Errorf("Observe = %+v\n     want %+v", got, want)
 	}
@@ -390,7 +390,8 @@ func TestOpenHonoursEveryOption(t *testing.T) {
 	must(t, err)
 	defer c2.Close()
 	if got, want := cache.Observe(c2), (cache.Observed{MaxEntries: cache.DefaultMaxEntries, Policy: "frequency(3)",
-		DefaultTTL: cache.DefaultTimeout, Version: 1, MaxValueSize: cache.DefaultMaxValueSize}); got != want {
+		DefaultTTL: cache.DefaultTimeout, Version: 1, MaxValueSize: cache.DefaultMaxValueSize,
+		FillTimeout: cache.DefaultFillTimeout}); got != want {
 		t.Errorf("defaults: Observe = %+v\n     want %+v", got, want)
 	}
 	// timeout forms.
