@@ -20,6 +20,50 @@
 // creates atomically (fileblob also cannot hold both "a" and "a/b"); for
 // memory use drivers/mem, which serializes under a lock.
 //
+// # Names
+//
+// A name is stored, read, listed and deleted exactly as given, or refused.
+// The Go CDK rewrites some keys on their way to the store and back: every
+// one of its drivers except memblob escapes the "/" of "../" and the start
+// of every "__0x<hex>__" sequence, and reads every such sequence back as the
+// one character it stands for when listing (escape.HexUnescape); s3blob and
+// fileblob also escape control characters, azureblob `\`, `"`, "#", "%" and
+// "?", fileblob on Windows `\<>:"|?*` (see [Escaping] for each driver's
+// rules, replicated from the Go CDK's source). A [Driver] refuses every name
+// that its bucket's driver would store under another key or list as another
+// name, and every listing prefix it would rewrite, with an error wrapping
+// [driver.ErrInvalidName] that says which rule the name breaks.
+// [Driver.ValidateName] ([driver.NameValidator]) says so in advance, and the
+// cache calls it on its location at cache.New: a location such as "a.."
+// (whose entries "a../<hash>" s3blob would store as "a..__0x2f__<hash>")
+// fails when the cache is opened. The rules are found from the bucket (see
+// [WithEscaping]); for memblob (drivers/mem) no valid name is refused. A
+// Go CDK prefixed bucket's prefix counts as part of every name.
+//
+// Listings leave out every object whose name the driver would refuse: such
+// an object was not written through it (someone with access to the store
+// put it there), and the cache must never count, cull or delete it.
+//
+// # Listing on S3
+//
+// For a bucket backed by s3blob, List asks for url-encoded keys
+// (EncodingType=url on the ListObjectsV2 request, set through the Go CDK's
+// BeforeList hook), so that an object whose key holds any byte, such as a
+// control character (which makes an unencoded response unreadable by the
+// AWS SDK's XML decoder), cannot break a listing, a cull or a write. S3 and
+// MinIO encode keys as an HTML form encodes a value: a space as "+", every
+// byte outside A-Z, a-z, 0-9 and "-_.*/" as %XX (so "+" is %2B, "%" %25,
+// "\x01" %01, "ü" %C3%BC). List decodes exactly that, with
+// url.QueryUnescape, from the S3 object's own key, never from the Go CDK's
+// ListObject.Key, which s3blob derives by applying HexUnescape to the key
+// still encoded. A key that does not decode, or that decodes to a name the
+// driver would refuse (not UTF-8, a control character, a "__0x<hex>__"
+// sequence, outside the bucket's prefix), is skipped without an error. When
+// a server ignores EncodingType (its response does not say "url"), keys are
+// taken as sent; s3blob's legacy ListObjects (UseLegacyList), whose page
+// marker the Go CDK derives from the last key, is not encoded. The request
+// count does not change: one ListObjectsV2 per page.
+//
 // # Requests
 //
 // Read is one GetObject (size and modification time come from the response,
@@ -37,11 +81,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"github.com/blobcache/blobcache/driver"
 	gcblob "gocloud.dev/blob"
@@ -60,6 +106,25 @@ type Option func(*config)
 
 type config struct {
 	beforeWrite []func(asFunc func(any) bool) error
+	escaping    *Escaping // nil: found from the bucket
+	keyPrefix   string    // the Go CDK prefixed bucket's prefix, when OpenURL knows it
+}
+
+// WithEscaping names the key-escaping rules of the bucket's Go CDK driver,
+// which decide the names the driver refuses (see [Escaping]). Without it
+// they are found from the bucket (s3blob and fileblob are recognised
+// through As) or, for [OpenURL], from the URL's scheme; a bucket that is
+// not recognised, such as a memblob bucket passed to [New], gets
+// [EscapingAny], which refuses what any Go CDK driver would rewrite. Naming
+// rules that are not the bucket's own lets names through that the store
+// rewrites. A value that is not one of the constants is EscapingAny.
+func WithEscaping(e Escaping) Option {
+	return func(c *config) {
+		if !e.valid() {
+			e = EscapingAny
+		}
+		c.escaping = &e
+	}
 }
 
 // WithBeforeWrite adds a hook run before every write (Write and Replace),
@@ -82,6 +147,11 @@ type Driver struct {
 	b      *gcblob.Bucket
 	cfg    config
 	closed atomic.Bool
+	// rules decide the names the driver refuses.
+	rules nameRules
+	// s3list, set for buckets backed by s3blob, lists with
+	// EncodingType=url and takes each name from the S3 object's own key.
+	s3list bool
 	// s3, when set, is used by Read for the ETag and by Delete for a single
 	// DeleteObject request. Only NewS3 sets it.
 	s3 *s3caps
@@ -89,7 +159,8 @@ type Driver struct {
 
 // Compile-time checks.
 var (
-	_ driver.Driver = (*Driver)(nil)
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.NameValidator = (*Driver)(nil)
 )
 
 // New returns a driver for b and takes ownership of b: the driver's Close
@@ -104,13 +175,43 @@ func New(b *gcblob.Bucket, opts ...Option) driver.Driver {
 }
 
 // NewBase returns a [*Driver] for b that offers only the base interface, even
-// when b could do more. It takes ownership of b.
+// when b could do more (a bucket backed by s3blob is still listed safely, as
+// the package documentation describes). It takes ownership of b.
 func NewBase(b *gcblob.Bucket, opts ...Option) *Driver {
 	d := &Driver{b: b}
 	for _, o := range opts {
 		o(&d.cfg)
 	}
+	d.rules.keyPrefix = d.cfg.keyPrefix
+	var client *s3.Client
+	isS3 := b.As(&client) && client != nil
+	switch {
+	case d.cfg.escaping != nil:
+		d.rules.esc = *d.cfg.escaping
+	case isS3:
+		d.rules.esc = EscapingS3
+	default:
+		var fi os.FileInfo
+		if b.As(&fi) {
+			d.rules.esc = EscapingFile
+		} else {
+			d.rules.esc = EscapingAny
+		}
+	}
+	if isS3 {
+		d.s3list = true
+		d.rules.keyPrefix, d.rules.prefixErr = s3KeyPrefix(b)
+	}
 	return d
+}
+
+// ValidateName implements [driver.NameValidator]: it returns nil when name
+// satisfies [driver.ValidateName] and the bucket stores, lists and deletes
+// it exactly as given, and otherwise an error wrapping
+// [driver.ErrInvalidName] that says which rule the name breaks (see the
+// package documentation). Every method refuses such a name with that error.
+func (d *Driver) ValidateName(name string) error {
+	return d.rules.check(name, false)
 }
 
 // OpenURL opens a Go CDK bucket URL through gocloud's default URL mux
@@ -119,7 +220,30 @@ func NewBase(b *gcblob.Bucket, opts ...Option) *Driver {
 // gocloud.dev/blob/gcsblob, azblob:// needs gocloud.dev/blob/azureblob, s3://
 // needs gocloud.dev/blob/s3blob (package drivers/s3 imports it), and so on.
 // This package imports none of them.
+//
+// The URL's scheme names the key-escaping rules (mem: memblob's, file:
+// fileblob's, gs: gcsblob's, azblob: azureblob's, s3: s3blob's; any other:
+// EscapingAny) unless opts include [WithEscaping], and the Go CDK's prefix
+// parameter is taken into account. The Go CDK's key parameter, which maps
+// every name to one object, is refused.
 func OpenURL(ctx context.Context, urlstr string, opts ...Option) (driver.Driver, error) {
+	u, err := url.Parse(urlstr)
+	if err != nil {
+		return nil, errors.New("blob: open bucket: malformed bucket URL")
+	}
+	q := u.Query()
+	if q.Has("key") {
+		return nil, errors.New(`blob: open bucket: the URL parameter "key" makes the Go CDK store every name in one object, which a cache cannot use`)
+	}
+	esc, known := schemeEscaping[strings.ToLower(u.Scheme)]
+	if !known {
+		esc = EscapingAny
+	}
+	prefix := q.Get("prefix")
+	opts = append([]Option{func(c *config) {
+		c.escaping = &esc
+		c.keyPrefix = prefix
+	}}, opts...)
 	b, err := gcblob.OpenBucket(ctx, urlstr)
 	if err != nil {
 		// The Go CDK's errors quote the URL, whose query may hold secrets:
@@ -129,6 +253,15 @@ func OpenURL(ctx context.Context, urlstr string, opts ...Option) (driver.Driver,
 	return New(b, opts...), nil
 }
 
+// schemeEscaping maps the Go CDK's URL schemes to their drivers' rules.
+var schemeEscaping = map[string]Escaping{
+	"mem":    EscapingNone,
+	"file":   EscapingFile,
+	"gs":     EscapingGCS,
+	"azblob": EscapingAzure,
+	"s3":     EscapingS3,
+}
+
 // Bucket returns the underlying Go CDK bucket. The driver still owns it.
 func (d *Driver) Bucket() *gcblob.Bucket { return d.b }
 
@@ -136,7 +269,7 @@ func (d *Driver) Bucket() *gcblob.Bucket { return d.b }
 // size and modification time from the reader. ETag is set only for S3-backed
 // buckets.
 func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	if err := d.check(ctx, "read", name); err != nil {
+	if err := d.checkName(ctx, "read", name); err != nil {
 		return nil, driver.Attributes{}, err
 	}
 	r, err := d.b.NewRangeReader(ctx, name, offset, length, nil)
@@ -198,7 +331,7 @@ func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *d
 
 // write uploads body. extra, when set, runs first in BeforeWrite.
 func (d *Driver) write(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, extra func(asFunc func(any) bool) error) error {
-	if err := d.check(ctx, op, name); err != nil {
+	if err := d.checkName(ctx, op, name); err != nil {
 		return err
 	}
 	// Cancelling the writer's context is how the Go CDK aborts a write: every
@@ -266,7 +399,7 @@ func (b *bodyReader) failure() error {
 // On S3-backed buckets it is one DeleteObject request; on others it is the Go
 // CDK's Delete, whose NotFound is turned into nil.
 func (d *Driver) Delete(ctx context.Context, name string) error {
-	if err := d.check(ctx, "delete", name); err != nil {
+	if err := d.checkName(ctx, "delete", name); err != nil {
 		return err
 	}
 	if d.s3 != nil {
@@ -280,7 +413,13 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 }
 
 // List implements [driver.Driver]: a flat listing (no delimiter) through the
-// Go CDK's ListPage, one request per page on S3.
+// Go CDK's ListPage, one request per page on S3. A prefix the store would
+// rewrite is refused with [driver.ErrInvalidName]. Objects whose names this
+// driver would refuse (see [Driver.ValidateName]) are left out: they were
+// not written through it, and the caller never sees, counts or deletes
+// them. So a page may hold fewer objects than asked, even none, and still
+// have a NextPageToken. On s3blob, keys are listed url-encoded and decoded
+// (see the package documentation).
 //
 // Pages of one object are fetched two at a time: MinIO reports a listing
 // with MaxKeys=1 as complete when the prefix names an existing object, though
@@ -290,6 +429,9 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if err := d.check(ctx, "list", opts.Prefix); err != nil {
 		return nil, err
+	}
+	if err := d.rules.check(opts.Prefix, true); err != nil {
+		return nil, fmt.Errorf("blob: list: %w", err)
 	}
 	size := opts.PageSize
 	if size <= 0 || size > driver.MaxListPageSize {
@@ -303,9 +445,18 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 		token, skip = []byte(t[1:]), int(t[0]-'0')
 	}
 	fetch := max(size+skip, 2)
-	objs, next, err := d.b.ListPage(ctx, token, fetch, &gcblob.ListOptions{Prefix: opts.Prefix})
+	lo := &gcblob.ListOptions{Prefix: opts.Prefix}
+	var enc *s3ListEncoding
+	if d.s3list {
+		enc = &s3ListEncoding{}
+		lo.BeforeList = enc.beforeList
+	}
+	objs, next, err := d.b.ListPage(ctx, token, fetch, lo)
 	if err != nil {
 		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
+	}
+	if enc != nil && enc.encoded > 0 && enc.plain > 0 {
+		return nil, fmt.Errorf("blob: list %q: the server url-encoded the keys of some responses of one page and not of others", opts.Prefix)
 	}
 	objs = objs[min(skip, len(objs)):]
 	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, min(len(objs), size))}
@@ -320,7 +471,22 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 		if o.IsDir {
 			continue
 		}
-		page.Objects = append(page.Objects, driver.Attributes{Name: o.Key, Size: o.Size, ModTime: o.ModTime})
+		name := o.Key
+		if enc != nil {
+			var ok bool
+			if name, ok, err = d.s3ListedName(o, enc); err != nil {
+				return nil, fmt.Errorf("blob: list %q: %w", opts.Prefix, err)
+			} else if !ok {
+				continue
+			}
+		}
+		if d.rules.check(name, false) != nil {
+			continue // not written through this driver
+		}
+		if !strings.HasPrefix(name, opts.Prefix) {
+			continue
+		}
+		page.Objects = append(page.Objects, driver.Attributes{Name: name, Size: o.Size, ModTime: o.ModTime})
 	}
 	return page, nil
 }
@@ -331,6 +497,17 @@ func (d *Driver) Close() error {
 		return errClosed
 	}
 	return d.b.Close()
+}
+
+// checkName is check, and refuses a name the driver would not keep as given.
+func (d *Driver) checkName(ctx context.Context, op, name string) error {
+	if err := d.check(ctx, op, name); err != nil {
+		return err
+	}
+	if err := d.rules.check(name, false); err != nil {
+		return fmt.Errorf("blob: %s: %w", op, err)
+	}
+	return nil
 }
 
 // check fails a call made after Close or with a done context; some Go CDK

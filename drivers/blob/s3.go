@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/blobcache/blobcache/driver"
 	gcblob "gocloud.dev/blob"
 )
@@ -26,9 +28,10 @@ type S3Driver struct {
 
 // Compile-time checks.
 var (
-	_ driver.Driver       = (*S3Driver)(nil)
-	_ driver.BatchDeleter = (*S3Driver)(nil)
-	_ driver.Replacer     = (*S3Driver)(nil)
+	_ driver.Driver        = (*S3Driver)(nil)
+	_ driver.BatchDeleter  = (*S3Driver)(nil)
+	_ driver.Replacer      = (*S3Driver)(nil)
+	_ driver.NameValidator = (*S3Driver)(nil)
 )
 
 // ErrNotS3 is returned by [NewS3] for a bucket that is not backed by s3blob.
@@ -55,8 +58,124 @@ func NewS3(b *gcblob.Bucket, opts ...Option) (*S3Driver, error) {
 // Client returns the S3 client of the bucket.
 func (d *S3Driver) Client() *s3.Client { return d.s3.client }
 
-// errProbe aborts a read before any request is made; see s3Target.
+// errProbe aborts a read or listing before any request is made; see
+// s3Target and s3KeyPrefix.
 var errProbe = errors.New("blob: s3 key probe")
+
+// s3KeyPrefix returns the S3 key prefix the Go CDK puts before every name of
+// b: empty, or a Go CDK prefixed bucket's prefix as s3blob escapes it. It
+// asks the bucket, through the BeforeList hook of a listing that the hook
+// aborts, so no request is sent. err, when set, is why every name must be
+// refused: the prefix is rewritten by s3blob (then the keys under it are
+// not the names it lists), or it could not be found.
+func s3KeyPrefix(b *gcblob.Bucket) (prefix string, err error) {
+	_, _, lerr := b.ListPage(context.Background(), gcblob.FirstPageToken, 1, &gcblob.ListOptions{
+		BeforeList: func(asFunc func(any) bool) error {
+			var in *s3.ListObjectsV2Input
+			if asFunc(&in) && in != nil {
+				prefix = aws.ToString(in.Prefix)
+				return errProbe
+			}
+			var legacy *s3.ListObjectsInput
+			if asFunc(&legacy) && legacy != nil {
+				prefix = aws.ToString(legacy.Prefix)
+				return errProbe
+			}
+			return ErrNotS3
+		},
+	})
+	if !errors.Is(lerr, errProbe) {
+		return "", fmt.Errorf("the bucket's key prefix could not be found: %v", lerr)
+	}
+	// s3blob's escaping only ever adds escape sequences, and escapes every
+	// sequence already there: a prefix holding one was rewritten.
+	for i := range len(prefix) {
+		if escapeSequenceAt(prefix, i) {
+			return prefix, fmt.Errorf("the bucket's key prefix is rewritten by s3blob (it is stored as %q), so no name under it would be listed as written", prefix)
+		}
+	}
+	return prefix, nil
+}
+
+// s3ListEncoding is what one List learns about the ListObjectsV2 responses
+// behind a Go CDK ListPage (which may send more than one request to fill a
+// page): whether the server url-encoded their keys.
+type s3ListEncoding struct {
+	legacy         bool // s3blob's legacy ListObjects: keys are not encoded
+	encoded, plain int  // responses with and without EncodingType url
+}
+
+// beforeList is the Go CDK BeforeList hook: it asks for url-encoded keys
+// (EncodingType=url on *s3.ListObjectsV2Input), so that no key, whatever
+// bytes it holds, can make the XML response unreadable, and adds to the
+// request's options a middleware that records the response's EncodingType.
+// The legacy ListObjects that s3blob sends with UseLegacyList is left as
+// is: the Go CDK derives its page marker from the last key, which would
+// then be encoded.
+func (l *s3ListEncoding) beforeList(asFunc func(any) bool) error {
+	var in *s3.ListObjectsV2Input
+	if asFunc(&in) && in != nil {
+		var opts *[]func(*s3.Options)
+		if !asFunc(&opts) || opts == nil {
+			return errors.New("blob: list: the s3blob bucket does not expose the request options (*[]func(*s3.Options))")
+		}
+		in.EncodingType = types.EncodingTypeUrl
+		*opts = append(*opts, l.record)
+		return nil
+	}
+	var legacy *s3.ListObjectsInput
+	if asFunc(&legacy) && legacy != nil {
+		l.legacy = true
+		return nil
+	}
+	return errors.New("blob: list: the s3blob bucket exposes neither *s3.ListObjectsV2Input nor *s3.ListObjectsInput")
+}
+
+// record adds the middleware that counts the responses by EncodingType. The
+// Go CDK makes its requests in the goroutine of ListPage, one at a time.
+func (l *s3ListEncoding) record(o *s3.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BlobcacheListEncoding",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				if r, ok := out.Result.(*s3.ListObjectsV2Output); ok && r != nil {
+					if r.EncodingType == types.EncodingTypeUrl {
+						l.encoded++
+					} else {
+						l.plain++
+					}
+				}
+				return out, md, err
+			}), middleware.After)
+	})
+}
+
+// s3ListedName returns the name of a listed object from the S3 object's own
+// key (never the Go CDK's ListObject.Key, which s3blob made by applying
+// HexUnescape to the key as the server sent it, that is, before our
+// decoding), decoded when the server url-encoded it, without the bucket's
+// key prefix. ok is false for a key that does not decode or does not start
+// with the prefix: not an object of this driver. err is set when the Go CDK
+// does not expose the S3 object.
+func (d *Driver) s3ListedName(o *gcblob.ListObject, enc *s3ListEncoding) (name string, ok bool, err error) {
+	var obj types.Object
+	if !o.As(&obj) {
+		return "", false, errors.New("the s3blob listing does not expose its *types.Object")
+	}
+	if obj.Key == nil {
+		return "", false, nil
+	}
+	key := *obj.Key
+	if enc.encoded > 0 {
+		if key, ok = decodeListedKey(key); !ok {
+			return "", false, nil
+		}
+	}
+	if !strings.HasPrefix(key, d.rules.keyPrefix) {
+		return "", false, nil
+	}
+	return key[len(d.rules.keyPrefix):], true, nil
+}
 
 // s3Target returns the S3 bucket and key the Go CDK uses for name: s3blob
 // escapes some keys, and a Go CDK prefixed bucket adds its prefix. It asks
@@ -81,7 +200,12 @@ func (d *Driver) s3Target(ctx context.Context, name string) (bucket, key string,
 	if !errors.Is(err, errProbe) {
 		return "", "", err
 	}
-	return aws.ToString(in.Bucket), aws.ToString(in.Key), nil
+	key = aws.ToString(in.Key)
+	if want := d.rules.keyPrefix + name; key != want {
+		// The name was validated; this is the Go CDK itself disagreeing.
+		return "", "", fmt.Errorf("%w %q: s3blob stores it under the key %q, not %q", driver.ErrInvalidName, name, key, want)
+	}
+	return aws.ToString(in.Bucket), key, nil
 }
 
 // deleteOne is Delete on S3: one DeleteObject, no existence check (the Go
@@ -109,6 +233,13 @@ func (c *s3caps) deleteOne(ctx context.Context, d *Driver, name string) error {
 func (d *S3Driver) DeleteBatch(ctx context.Context, names []string) error {
 	if err := d.check(ctx, "delete batch", fmt.Sprintf("%d names", len(names))); err != nil {
 		return err
+	}
+	for _, name := range names {
+		if err := d.rules.check(name, false); err != nil {
+			// Nothing is deleted: a batch holding a name the store would
+			// rewrite is a caller's bug, not a partial failure.
+			return fmt.Errorf("blob: delete batch: %w", err)
+		}
 	}
 	failed := map[string]error{}
 	seen := make(map[string]bool, len(names))

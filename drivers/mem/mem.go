@@ -12,8 +12,18 @@
 // different names rarely wait for each other; DeleteBatch holds the locks of
 // all its names at once, so a batch is one step.
 //
-// A [*Driver] implements [driver.Driver], [driver.BatchDeleter] and
-// [driver.Replacer], and is safe for concurrent use.
+// # Names
+//
+// memblob keeps its objects in a map under the keys as given and lists those
+// keys as they are: it neither escapes nor unescapes (no HexUnescape), so
+// every name that [driver.ValidateName] accepts is stored, listed and
+// deleted exactly as given, including names that other stores rewrite, such
+// as "a../b" or "x__0x2f__y". Invalid names are refused by every method with
+// [driver.ErrInvalidName] ([Driver.ValidateName]).
+//
+// A [*Driver] implements [driver.Driver], [driver.BatchDeleter],
+// [driver.Replacer] and [driver.NameValidator], and is safe for concurrent
+// use.
 package mem
 
 import (
@@ -85,7 +95,7 @@ func (s *store) forget(name string) {
 
 func newStore() *store {
 	return &store{
-		b:   blobdrv.NewBase(memblob.OpenBucket(&memblob.Options{NoMD5: true})),
+		b:   blobdrv.NewBase(memblob.OpenBucket(&memblob.Options{NoMD5: true}), blobdrv.WithEscaping(blobdrv.EscapingNone)),
 		ver: map[string]uint64{},
 	}
 }
@@ -104,9 +114,10 @@ type Driver struct {
 
 // Compile-time checks.
 var (
-	_ driver.Driver       = (*Driver)(nil)
-	_ driver.BatchDeleter = (*Driver)(nil)
-	_ driver.Replacer     = (*Driver)(nil)
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.BatchDeleter  = (*Driver)(nil)
+	_ driver.Replacer      = (*Driver)(nil)
+	_ driver.NameValidator = (*Driver)(nil)
 )
 
 // New returns a driver on a fresh store that nothing else shares. Close
@@ -131,6 +142,13 @@ func Open(name string) *Driver {
 		named[name] = s
 	}
 	return &Driver{s: s}
+}
+
+// ValidateName implements [driver.NameValidator]. memblob stores and lists
+// keys as given, so this is [driver.ValidateName]: every valid name
+// round-trips exactly. Every method refuses an invalid name with this error.
+func (d *Driver) ValidateName(name string) error {
+	return d.s.b.ValidateName(name)
 }
 
 func etagOf(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
@@ -190,6 +208,9 @@ func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts 
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mem: %s %q: %w", op, name, err)
+	}
+	if err := d.ValidateName(name); err != nil {
+		return fmt.Errorf("mem: %s: %w", op, err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -262,6 +283,11 @@ func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mem: delete batch: %w", err)
+	}
+	for _, name := range names {
+		if err := d.ValidateName(name); err != nil {
+			return fmt.Errorf("mem: delete batch: %w", err) // nothing deleted
+		}
 	}
 	s := d.s
 	// Take the locks of all the names, in index order (no deadlock with

@@ -5,8 +5,28 @@
 // conditional writes (If-None-Match: * for IfAbsent, If-Match for Replace)
 // and bucket creation.
 //
-// A [*Driver] implements [driver.Driver], [driver.BatchDeleter] and
-// [driver.Replacer].
+// A [*Driver] implements [driver.Driver], [driver.BatchDeleter],
+// [driver.Replacer] and [driver.NameValidator].
+//
+// # Names
+//
+// A name is stored under exactly that key, and listed as exactly that name,
+// or refused with [driver.ErrInvalidName] naming the rule. s3blob escapes
+// control characters, the "/" of "../" and the start of every "__0x<hex>__"
+// sequence (which it would read back as one character when listing), so
+// names holding "../" (such as "a../b") or such a sequence (such as
+// "x__0x2f__y" or "__0x41__") are refused, and so are listing prefixes that
+// s3blob would rewrite; a cache location such as "a.." fails at Open. Every
+// other valid name, "%", "+", " ", "?", "#", `\` and non-ASCII included, is
+// kept as given.
+//
+// Listings ask for url-encoded keys and decode them (S3 and MinIO encode a
+// space as "+", other bytes outside A-Z a-z 0-9 "-_.*/" as %XX), so that no
+// object planted with any bytes in its key (a control character would make
+// the response unreadable) breaks listing, culling or writes; objects whose
+// names the driver would refuse are left out of listings and so never
+// counted, culled or deleted. See package
+// github.com/blobcache/blobcache/drivers/blob for the details.
 //
 // # Requests
 //
@@ -57,9 +77,10 @@ type Driver struct {
 
 // Compile-time checks.
 var (
-	_ driver.Driver       = (*Driver)(nil)
-	_ driver.BatchDeleter = (*Driver)(nil)
-	_ driver.Replacer     = (*Driver)(nil)
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.BatchDeleter  = (*Driver)(nil)
+	_ driver.Replacer      = (*Driver)(nil)
+	_ driver.NameValidator = (*Driver)(nil)
 )
 
 // Open returns a driver for the bucket. It builds an S3 client from opts,
@@ -278,6 +299,14 @@ func (d *Driver) Client() *s3.Client { return d.d.Client() }
 
 // String returns "s3://bucket".
 func (d *Driver) String() string { return "s3://" + d.bucket }
+
+// ValidateName implements [driver.NameValidator]: a name is refused, with an
+// error wrapping [driver.ErrInvalidName] that names the rule, when it is not
+// valid ([driver.ValidateName]) or when s3blob would store it under another
+// key (see the package documentation). Every method refuses such a name.
+func (d *Driver) ValidateName(name string) error {
+	return d.d.ValidateName(name)
+}
 
 // Read implements [driver.Driver] with one GetObject; Attributes.ETag is the
 // object's ETag, for Replace.

@@ -192,46 +192,6 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-// TestEscapedNames checks names that s3blob escapes on the wire: Delete and
-// DeleteBatch, which call S3 directly, must find the same keys.
-func TestEscapedNames(t *testing.T) {
-	e := newEnv(t)
-	d := e.open(t, nil)
-	names := []string{"a../b", "x/__0x2f__/y", "ü/ß", "sp ace/+plus", "q?x=1&y"}
-	for _, n := range names {
-		write(t, d, n, n)
-	}
-	p, err := d.List(t.Context(), &driver.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listed []string
-	for _, o := range p.Objects {
-		listed = append(listed, o.Name)
-	}
-	want := slices.Clone(names)
-	slices.Sort(want)
-	slices.Sort(listed)
-	if !slices.Equal(listed, want) {
-		t.Errorf("List = %q, want %q", listed, want)
-	}
-	for _, n := range names {
-		if got, _ := read(t, d, n); got != n {
-			t.Errorf("Read %q = %q", n, got)
-		}
-	}
-	if err := d.Delete(t.Context(), names[0]); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.DeleteBatch(t.Context(), names[1:]); err != nil {
-		t.Fatal(err)
-	}
-	p, err = d.List(t.Context(), &driver.ListOptions{})
-	if err != nil || len(p.Objects) != 0 {
-		t.Errorf("List after deletes = %+v, %v", p, err)
-	}
-}
-
 func TestContentEncoding(t *testing.T) {
 	e := newEnv(t)
 	d := e.open(t, nil)
