@@ -25,15 +25,19 @@ const (
 	defaultValueSize     = "1KiB"
 
 	// Every worker keeps its own latency histograms (about 90 kB), and every
-	// key of the keyspace is a string in memory and a write before the run:
-	// the bounds keep a typing slip from exhausting memory.
+	// key of the keyspace is four names in memory (about 200 bytes) and a
+	// write before the run: the bounds keep a typing slip from exhausting
+	// memory or running for days. The help text states them.
 	maxBenchWorkers  = 1024
-	maxBenchKeyspace = 10_000_000
+	maxBenchKeyspace = 1_000_000
 	maxValueSize     = 1 << 30
+	maxBenchOps      = 1_000_000_000_000
+	maxBenchDuration = 24 * time.Hour
 )
 
-// benchCleanupTimeout bounds the deletion of the bench's keys after an
-// interrupted run, which ignores the interruption so as to finish.
+// benchCleanupTimeout bounds the deletion of the bench's keys and objects
+// after the run, which has a context of its own so that an interrupted or
+// failed run still cleans up.
 const benchCleanupTimeout = 2 * time.Minute
 
 // durationFlag is a duration flag that remembers whether it was given.
@@ -48,7 +52,10 @@ func (f *durationFlag) String() string { return f.d.String() }
 // Set implements flag.Value.
 func (f *durationFlag) Set(s string) error {
 	d, err := time.ParseDuration(s)
-	if err != nil {
+	switch {
+	case err != nil && durationShape.MatchString(s):
+		return fmt.Errorf("out of range: want at most %v", maxBenchDuration)
+	case err != nil:
 		return errors.New("want a Go duration such as 30s or 2m")
 	}
 	f.d, f.set = d, true
@@ -56,17 +63,17 @@ func (f *durationFlag) Set(s string) error {
 }
 
 func benchFlags(fs *flag.FlagSet, v *flagValues) {
-	fs.IntVar(&v.workers, "workers", defaultBenchWorkers, "run `N` workers at once, each calling the cache one operation after another")
+	fs.IntVar(&v.workers, "workers", defaultBenchWorkers, fmt.Sprintf("run `N` workers at once, each calling the cache one operation after another; 1 to %d", maxBenchWorkers))
 	v.duration = durationFlag{d: defaultBenchDuration}
-	fs.Var(&v.duration, "duration", "length `D` of the measured run, a Go duration; when only -ops is given, no time limit")
-	fs.Int64Var(&v.ops, "ops", 0, "stop after `N` operations in all (0: no limit); with -duration, whichever comes first")
-	fs.IntVar(&v.keyspace, "keyspace", defaultBenchKeyspace, "draw keys uniformly from `N` distinct keys, each written once before the run")
-	fs.StringVar(&v.valueSize, "value-size", defaultValueSize, "`SIZE` of every value written: bytes (4096) or with a unit (B, kB, KiB, MB, MiB, GB, GiB)")
-	fs.StringVar(&v.mix, "mix", defaultBenchMix, "operations and their weights, `MIX` = op=weight,...; ops: get, set, add, has, delete, incr")
-	fs.StringVar(&v.ttl, "ttl", "none", "expiry `D` of the bench's writes: a Go duration (90s, 10m), seconds (300), or none")
+	fs.Var(&v.duration, "duration", fmt.Sprintf("length `D` of the measured run, a Go duration, more than 0 and at most %v; when only -ops is given, no time limit", maxBenchDuration))
+	fs.Int64Var(&v.ops, "ops", 0, fmt.Sprintf("stop after `N` operations in all, at most %d (0: no limit); with -duration, whichever comes first", int64(maxBenchOps)))
+	fs.IntVar(&v.keyspace, "keyspace", defaultBenchKeyspace, fmt.Sprintf("draw keys uniformly from `N` distinct keys, each written once before the run; 1 to %d", maxBenchKeyspace))
+	fs.StringVar(&v.valueSize, "value-size", defaultValueSize, "`SIZE` of every value written: bytes (4096) or with a unit (B, kB, KiB, MB, MiB, GB, GiB); 1 byte to 1 GiB, and at most the cache's max_value_size")
+	fs.StringVar(&v.mix, "mix", defaultBenchMix, fmt.Sprintf("operations and their weights, `MIX` = op=weight,...; ops: get, set, add, has, delete, incr, each at most once; weights 0 to %d, at least one positive", loadgen.MaxWeight))
+	fs.StringVar(&v.ttl, "ttl", "none", "expiry `D` of the bench's writes: "+ttlUsage)
 	fs.BoolVar(&v.raw, "raw", true, "then run the same workload on the store through the driver, without the cache, and print the throughput ratio cache/raw; -raw=false runs the cache only")
 	fs.Uint64Var(&v.seed, "seed", 0, "seed `N` of the key and operation choices, for a repeatable run (0: random; the seed used is printed)")
-	fs.BoolVar(&v.yes, "yes", false, "run even when the URL has no location (the whole store)")
+	fs.BoolVar(&v.yes, "yes", false, "run even when the URL has no location (the root of the store)")
 }
 
 const benchDetail = `Runs a workload of cache calls on random keys of the URL's cache and
@@ -87,16 +94,27 @@ that gets hit. The cache run uses the keys loadgen-N (and loadgen-ctr-N
 for incr) under the URL's location, the raw run the objects
 loadgen-raw/<sha1> at the root of the store (use -raw=false when the
 credentials may write only under the location). bench deletes both
-afterwards, also after a failure or Ctrl-C, and nothing else. Its writes
-count toward max_entries as the application's do, so they may cull the
-location's entries: give it a location of its own (?location=bench)
-with max_entries=0 or above -keyspace; it warns when the location is not
-empty. With no location in the URL, the location is the whole store:
-bench then refuses to run without -yes.
+afterwards, and nothing else: also when it fails midway (a store error,
+Ctrl-C, a panic in a worker), with a context of its own so that an
+interruption does not stop the deletion, bounded by 2 minutes; what it
+could not delete is reported. Its writes count toward max_entries as the
+application's do, so they may cull the location's entries: give it a
+location of its own (?location=bench) with max_entries=0 or above
+-keyspace; it warns when the location already holds entries. With no
+location in the URL, the location is the root of the store: bench then
+refuses to run without -yes.
 
 The raw run does each operation's storage work: get a read, set a
 write, add a create-if-absent write, has a header range read, delete a
 delete, incr a read and a replace-if-unchanged write.`
+
+// checkBench checks the bench flags and keeps the workload they make in
+// v.benchCfg.
+func checkBench(v *flagValues) error {
+	cfg, err := benchConfig(v)
+	v.benchCfg = cfg
+	return err
+}
 
 // benchConfig checks the bench flags and turns them into a workload.
 func benchConfig(v *flagValues) (loadgen.Config, error) {
@@ -108,8 +126,12 @@ func benchConfig(v *flagValues) (loadgen.Config, error) {
 		return cfg, usagef("-workers must be at most %d, got %d", maxBenchWorkers, v.workers)
 	case v.duration.d <= 0:
 		return cfg, usagef("-duration must be positive, got %v", v.duration.d)
+	case v.duration.d > maxBenchDuration:
+		return cfg, usagef("-duration must be at most %v, got %v", maxBenchDuration, v.duration.d)
 	case v.ops < 0:
 		return cfg, usagef("-ops must be at least 0 (0: no limit), got %d", v.ops)
+	case v.ops > maxBenchOps:
+		return cfg, usagef("-ops must be at most %d, got %d", int64(maxBenchOps), v.ops)
 	case v.keyspace < 1:
 		return cfg, usagef("-keyspace must be at least 1, got %d", v.keyspace)
 	case v.keyspace > maxBenchKeyspace:
@@ -138,13 +160,14 @@ func benchConfig(v *flagValues) (loadgen.Config, error) {
 		seed = rand.Uint64()
 	}
 	cfg = loadgen.Config{
-		Workers:   v.workers,
-		Ops:       v.ops,
-		Keyspace:  v.keyspace,
-		ValueSize: int(size),
-		Mix:       mix,
-		TTL:       ttl,
-		Seed:      seed,
+		Workers:        v.workers,
+		Ops:            v.ops,
+		Keyspace:       v.keyspace,
+		ValueSize:      int(size),
+		Mix:            mix,
+		TTL:            ttl,
+		Seed:           seed,
+		CleanupTimeout: benchCleanupTimeout,
 	}
 	if v.duration.set || v.ops == 0 {
 		cfg.Duration = v.duration.d
@@ -182,24 +205,24 @@ func parseSize(s string) (int64, error) {
 }
 
 func cmdBench(e *env, c *cache.Cache, _ []string) error {
-	cfg, err := benchConfig(&e.flags)
+	cfg := e.flags.benchCfg // checked by checkBench
+	if limit, known := maxValueSizeOf(c); known && int64(cfg.ValueSize) > limit {
+		return usagef("-value-size %s: larger than the cache's max_value_size, %d bytes: every write would fail", e.flags.valueSize, limit)
+	}
+	if c.Location() == "" && !e.flags.yes {
+		return fmt.Errorf("refusing to run: the URL has no location, so the bench's keys go to the root of %v, and its writes may cull any entry there; give it a location of its own (?location=bench) or pass -yes to run anyway", c)
+	}
+	// Usually one LIST (through the driver: not in the counters).
+	found, err := hasEntries(e.ctx, c)
 	if err != nil {
 		return err
 	}
-	if c.Location() == "" && !e.flags.yes {
-		return fmt.Errorf("refusing to run: the URL has no location, so the bench's keys go to the root of %v, and its writes may cull any object in the store; give it a location of its own (?location=bench) or pass -yes to run anyway", c)
-	}
-	// One LIST of one object (through the driver: not in the counters).
-	page, err := c.Driver().List(e.ctx, &driver.ListOptions{Prefix: c.Location(), PageSize: 1})
-	if err != nil {
-		return fmt.Errorf("listing %q: %w", c.Location(), err)
-	}
-	if len(page.Objects) > 0 {
+	if found {
 		where := fmt.Sprintf("the location %q", c.Location())
 		if c.Location() == "" {
-			where = "the store"
+			where = "the store's root"
 		}
-		fmt.Fprintf(e.stderr, "blobcache: bench: warning: %s already holds objects: the bench's writes count toward max_entries there and may cull them; afterwards it deletes only its own keys\n", where)
+		fmt.Fprintf(e.stderr, "blobcache: bench: warning: %s already holds entries: the bench's writes count toward max_entries there and may cull them; afterwards it deletes only its own keys\n", where)
 	}
 
 	w := e.stdout
@@ -211,6 +234,8 @@ func cmdBench(e *env, c *cache.Cache, _ []string) error {
 	}
 	fmt.Fprintln(w)
 
+	// Both runs delete what they wrote before they return, whatever stopped
+	// them, with a context of their own bounded by cfg.CleanupTimeout.
 	var runErr error
 	if e.flags.raw {
 		cmp, err := loadgen.Compare(e.ctx, c, cfg)
@@ -222,15 +247,11 @@ func cmdBench(e *env, c *cache.Cache, _ []string) error {
 		}
 		runErr = err
 	} else {
-		target := loadgen.CacheTarget(c, cfg.Keyspace, cfg.TTL)
-		rep, err := loadgen.Run(e.ctx, target, cfg)
+		rep, err := benchCache(e.ctx, c, cfg)
 		if rep != nil {
 			fmt.Fprint(w, rep)
 		}
 		runErr = err
-		if err := deleteBenchKeys(e.ctx, target); err != nil && runErr == nil {
-			runErr = fmt.Errorf("deleting the bench's keys: %w", err)
-		}
 	}
 	fmt.Fprintln(w)
 	heading := "this process's cache (Stats): the cache run's prefill, run and cleanup"
@@ -241,17 +262,50 @@ func cmdBench(e *env, c *cache.Cache, _ []string) error {
 		return err
 	}
 	if e.ctx.Err() != nil {
+		if errors.Is(runErr, loadgen.ErrCleanup) {
+			// Reported as "interrupted", with what could not be deleted.
+			return fmt.Errorf("%w; then %w", e.ctx.Err(), runErr)
+		}
 		return e.ctx.Err() // reported as "interrupted"
 	}
 	return runErr
 }
 
-// deleteBenchKeys deletes the keys a cache run of loadgen wrote, even when
-// ctx was cancelled (an interrupted bench still cleans up).
-func deleteBenchKeys(ctx context.Context, target loadgen.Target) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), benchCleanupTimeout)
-	defer cancel()
-	return loadgen.Cleanup(ctx, target)
+// hasEntries reports whether c's location holds any of c's entries: it lists
+// until it finds one (one LIST page unless the location starts with many
+// objects that are not entries).
+func hasEntries(ctx context.Context, c *cache.Cache) (bool, error) {
+	opts := &driver.ListOptions{Prefix: c.Location(), PageSize: driver.MaxListPageSize}
+	for {
+		page, err := c.Driver().List(ctx, opts)
+		if err != nil {
+			return false, fmt.Errorf("listing %q: %w", c.Location(), err)
+		}
+		for _, o := range page.Objects {
+			if c.IsEntryName(o.Name) {
+				return true, nil
+			}
+		}
+		if page.NextPageToken == "" {
+			return false, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
+}
+
+// benchCache runs cfg on c's cache only (-raw=false), then deletes the keys
+// it may have written, also when the run failed or ctx was cancelled, or
+// when Run panics (the panic goes on after the cleanup).
+func benchCache(ctx context.Context, c *cache.Cache, cfg loadgen.Config) (_ *loadgen.Report, err error) {
+	target := loadgen.CacheTarget(c, cfg.Keyspace, cfg.TTL)
+	defer func() {
+		cctx, cancel := loadgen.CleanupContext(ctx, cfg.CleanupTimeout)
+		defer cancel()
+		if cerr := loadgen.Cleanup(cctx, target); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: deleting the bench's keys: %w", loadgen.ErrCleanup, cerr))
+		}
+	}()
+	return loadgen.Run(ctx, target, cfg)
 }
 
 // describeLocation is the location line of bench's and stats' output.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/blobcache/blobcache/driver"
 )
@@ -220,7 +219,7 @@ func TestBenchLeavesOtherEntries(t *testing.T) {
 
 			r := cli(t, "", "-url", u, "bench", "-ops", "50", "-workers", "2", "-keyspace", "10", "-raw=false")
 			r.want(t, 0, "*")
-			if want := `blobcache: bench: warning: the location "app/" already holds objects`; !strings.HasPrefix(r.stderr, want) {
+			if want := `blobcache: bench: warning: the location "app/" already holds entries`; !strings.HasPrefix(r.stderr, want) {
 				t.Errorf("stderr %q, want a warning starting %q", r.stderr, want)
 			}
 			cli(t, "", "-url", u, "get", "user:1").want(t, 0, "kept")
@@ -245,32 +244,51 @@ func TestBenchWholeStoreNeedsYes(t *testing.T) {
 				t.Errorf("a refused bench wrote %v", left)
 			}
 
-			// With -yes it runs, warns that the store is not empty, and
-			// leaves the store as it found it.
+			// With -yes it runs and leaves the store as it found it. Objects
+			// that are not root entries (keep/...) are not the root cache's:
+			// no warning for them.
 			cli(t, "", "-url", withQuery(st.root, "location=keep"), "set", "k", "v").want(t, 0, "")
 			r = cli(t, "", "-url", st.root, "bench", "-ops", "20", "-keyspace", "5", "-workers", "2", "-yes")
 			r.want(t, 0, "*")
 			if !strings.Contains(r.stdout, "location:     (none: the whole store)\n") || !strings.Contains(r.stdout, "throughput ratio cache/raw: ") {
 				t.Errorf("stdout:\n%s", r.stdout)
 			}
-			if !strings.Contains(r.stderr, "warning: the store already holds objects") {
+			if r.stderr != "" {
+				t.Errorf("stderr %q: want no warning (keep/... is no entry at the root)", r.stderr)
+			}
+			// An entry at the root: the warning.
+			cli(t, "", "-url", st.root, "set", "root-key", "v").want(t, 0, "")
+			r = cli(t, "", "-url", st.root, "bench", "-ops", "20", "-keyspace", "5", "-workers", "2", "-yes")
+			r.want(t, 0, "*")
+			if !strings.Contains(r.stderr, "warning: the store's root already holds entries") {
 				t.Errorf("stderr %q: want the warning", r.stderr)
 			}
 			cli(t, "", "-url", withQuery(st.root, "location=keep"), "get", "k").want(t, 0, "v")
-			if left := storeObjects(t, st.root); len(left) != 1 || !strings.HasPrefix(left[0], "keep/") {
-				t.Errorf("store holds %v; want only keep/...", left)
+			cli(t, "", "-url", st.root, "get", "root-key").want(t, 0, "v")
+			if left := storeObjects(t, st.root); len(left) != 2 {
+				t.Errorf("store holds %v; want only keep/... and the root entry", left)
 			}
 		})
 	}
 }
 
+// TestBenchInterruptedCleansUp: Ctrl-C (the run's context cancelled, here
+// deterministically at the 30th write of the measured run) stops the bench,
+// which still prints its counters and deletes everything it wrote, with a
+// context of its own: the store's deletes refuse a cancelled context.
 func TestBenchInterruptedCleansUp(t *testing.T) {
 	dir := t.TempDir()
 	u := fileURL(dir, "location=bench")
 	ctx, cancel := context.WithCancel(t.Context())
-	time.AfterFunc(300*time.Millisecond, cancel)
+	defer cancel()
+	const keyspace = 100
+	withFaults(t, &faultDriver{onWrite: func(n int64) {
+		if n == 2*keyspace+30 { // both prefills, then 30 writes of the run
+			cancel()
+		}
+	}})
 	var out, errOut strings.Builder
-	code := run(ctx, []string{"-url", u, "bench", "-duration", "1h", "-workers", "4", "-keyspace", "100"}, strings.NewReader(""), &out, &errOut)
+	code := run(ctx, []string{"-url", u, "bench", "-duration", "1h", "-workers", "4", "-keyspace", fmt.Sprint(keyspace), "-mix", "get=1,set=1"}, strings.NewReader(""), &out, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "blobcache: interrupted: bench: ") {
 		t.Errorf("interrupted bench: exit %d, stderr %q; want 1 and interrupted", code, errOut.String())
 	}
@@ -297,7 +315,16 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"-duration", "soon"}, `invalid value "soon" for flag -duration: want a Go duration`},
 		{[]string{"-ops", "-1"}, "bench: -ops must be at least 0 (0: no limit), got -1"},
 		{[]string{"-keyspace", "0"}, "bench: -keyspace must be at least 1, got 0"},
-		{[]string{"-keyspace", "20000000"}, "bench: -keyspace must be at most 10000000"},
+		{[]string{"-keyspace", "2000000"}, "bench: -keyspace must be at most 1000000, got 2000000"},
+		{[]string{"-ops", "1000000000001"}, "bench: -ops must be at most 1000000000000, got 1000000000001"},
+		{[]string{"-duration", "25h"}, "bench: -duration must be at most 24h0m0s, got 25h0m0s"},
+		{[]string{"-duration", "9999999h"}, `invalid value "9999999h" for flag -duration: out of range: want at most 24h0m0s`},
+		{[]string{"-mix", "get=9223372036854775807,set=9223372036854775807"}, `bench: -mix: mix "get=9223372036854775807,set=9223372036854775807": weight of get is "9223372036854775807", want an integer from 0 to 1000000`},
+		{[]string{"-mix", "get=0,get=1"}, `bench: -mix: mix "get=0,get=1": get given twice`},
+		{[]string{"-ttl", "NaN"}, "bench: -ttl NaN: not a number of seconds"},
+		{[]string{"-ttl", "1e300s"}, `bench: -ttl "1e300s": want a Go duration`},
+		{[]string{"-ttl", "9999999h"}, `bench: -ttl "9999999h": out of range: at most 2562047h47m16.854775807s`},
+		{[]string{"-ttl", "1e300"}, "bench: -ttl 1e300: out of range: at most 9223372036 seconds"},
 		{[]string{"-value-size", "0"}, `bench: -value-size must be from 1 byte to 1 GiB, got "0"`},
 		{[]string{"-value-size", "2GiB"}, `bench: -value-size must be from 1 byte to 1 GiB, got "2GiB"`},
 		{[]string{"-value-size", "12XB"}, `bench: -value-size "12XB": want a size in bytes such as 4096, 1KiB`},

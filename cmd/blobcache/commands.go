@@ -6,19 +6,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/internal/loadgen"
 )
 
 // flagValues are the values of the commands' own flags.
 type flagValues struct {
-	ttl         string // set -ttl, bench -ttl
-	yes         bool   // clear -yes, bench -yes
-	concurrency int    // stats -concurrency
-	headers     bool   // stats -headers
+	ttl         string        // set -ttl, bench -ttl
+	ttlValue    time.Duration // -ttl parsed by the command's check
+	yes         bool          // clear -yes, bench -yes
+	concurrency int           // stats -concurrency
+	headers     bool          // stats -headers
 
 	// bench
 	workers   int
@@ -29,6 +33,17 @@ type flagValues struct {
 	mix       string
 	raw       bool
 	seed      uint64
+	benchCfg  loadgen.Config // the bench flags, checked and parsed
+}
+
+// ttlUsage documents -ttl, for set and bench alike.
+const ttlUsage = "a Go duration (90s, 10m, 2h; from 1ns to 2562047h, about 292 years), a positive number of seconds (300, 0.5; at most 9223372036), or none for no expiry"
+
+// checkTTL is the check of a command whose only checked flag is -ttl.
+func checkTTL(v *flagValues) error {
+	d, err := parseTTL(v.ttl)
+	v.ttlValue = d
+	return err
 }
 
 // commands are the subcommands, in the order -h lists them.
@@ -49,11 +64,15 @@ signing_key), is a miss and is deleted.`,
 		summary: "store VALUE (or standard input) under KEY",
 		detail: `Stores VALUE under KEY, replacing any entry. Without VALUE, or with
 VALUE "-", the value is read from standard input to its end. A write
-may first cull the location, as the application's writes do.`,
+may first cull the location, as the application's writes do. A value
+larger than the cache's max_value_size (256 MiB unless the URL sets it)
+is refused; set reads at most that (1 GiB when the cache does not say)
+from standard input, never all of an endless stream.`,
 		flags: func(fs *flag.FlagSet, v *flagValues) {
-			fs.StringVar(&v.ttl, "ttl", "", "time to live `D`: a Go duration (90s, 10m, 2h), seconds (300), or none for no expiry; default: the URL's timeout (300 s unless set)")
+			fs.StringVar(&v.ttl, "ttl", "", "time to live `D`: "+ttlUsage+"; default: the URL's timeout (300 s unless set)")
 		},
-		run: cmdSet,
+		check: checkTTL,
+		run:   cmdSet,
 	},
 	{
 		name: "delete", args: "KEY...", minArgs: 1, maxArgs: -1,
@@ -72,8 +91,10 @@ a message on standard error and exits 1. Reads only the entry's header.`,
 	{
 		name: "len", minArgs: 0, maxArgs: 0,
 		summary: "print the number of entries",
-		detail: `Prints the number of objects under the location, expired entries
-included (the store keeps them until they are read, culled or cleared).`,
+		detail: `Prints the number of entries under the location, expired entries
+included (the store keeps them until they are read, culled or cleared).
+Only objects named as the cache's entries count (the location, then 40
+lower-case hex digits); other objects are not the cache's.`,
 		run: cmdLen,
 	},
 	{
@@ -81,10 +102,12 @@ included (the store keeps them until they are read, culled or cleared).`,
 		summary: "delete every entry under the location",
 		detail: `Lists the location, asks "Delete N entries ...? [y/N]" on the terminal,
 then deletes them all (in batches of 1000 where the store allows) and
-prints how many. Objects outside the location are never touched; with
-no location in the URL, that is every object in the store, and the
-question says so. Without -yes, clear refuses to run when standard input
-is not a terminal.`,
+prints how many. Only entries are deleted: objects named as the cache's
+entries (the location, then 40 lower-case hex digits); other objects,
+inside the location or outside it, are never touched, nor counted in
+the question. With no location in the URL, that is every entry at the
+root of the store, and the question says so. Without -yes, clear refuses
+to run when standard input is not a terminal.`,
 		flags: func(fs *flag.FlagSet, v *flagValues) {
 			fs.BoolVar(&v.yes, "yes", false, "delete without asking")
 		},
@@ -102,13 +125,16 @@ the count, and prints how many it removed.`,
 		name: "stats", args: "[-concurrency N] [-headers=false]", minArgs: 0, maxArgs: 0,
 		summary: "print entries, bytes, expired, oldest, newest, requests",
 		detail: `Lists the location and reads the header of every entry (a 64-byte
-range read, never the value) to count expired entries. Prints:
-  entries      objects under the location
+range read, never the value) to count expired entries. Only objects named
+as the cache's entries (the location, then 40 lower-case hex digits) are
+counted and read; other objects are skipped. Prints:
+  entries      entries under the location
   bytes        their total size as stored
   expired      entries past their expiry, still stored until read, culled
                or cleared
   no expiry    entries stored with no expiry
-  not entries  objects that are not blobcache entries (unknown format)
+  not entries  objects named as entries whose header is not a blobcache
+               entry's (unknown format)
   oldest       earliest modification time (last write), with its age
   newest       latest modification time
   took         how long listing and reading headers took
@@ -126,16 +152,18 @@ which no other process can read:
                no cache calls
 Nothing is changed: expired entries are counted, not deleted.`,
 		flags: func(fs *flag.FlagSet, v *flagValues) {
-			fs.IntVar(&v.concurrency, "concurrency", defaultStatsConcurrency, "read `N` headers at once")
+			fs.IntVar(&v.concurrency, "concurrency", defaultStatsConcurrency, fmt.Sprintf("read `N` headers at once, 1 to %d", maxStatsConcurrency))
 			fs.BoolVar(&v.headers, "headers", true, "read entry headers; -headers=false only lists, faster, without the expired and no-expiry counts")
 		},
-		run: cmdStats,
+		check: checkStats,
+		run:   cmdStats,
 	},
 	{
 		name: "bench", args: "[flags]", minArgs: 0, maxArgs: 0,
 		summary: "load-test: ops/s, latency, requests/op, cache/raw ratio",
 		detail:  benchDetail,
 		flags:   benchFlags,
+		check:   checkBench,
 		run:     cmdBench,
 	},
 }
@@ -158,10 +186,6 @@ func cmdGet(e *env, c *cache.Cache, args []string) error {
 }
 
 func cmdSet(e *env, c *cache.Cache, args []string) error {
-	ttl, err := parseTTL(e.flags.ttl)
-	if err != nil {
-		return err
-	}
 	var value []byte
 	if len(args) == 2 && args[1] != "-" {
 		value = []byte(args[1])
@@ -169,15 +193,44 @@ func cmdSet(e *env, c *cache.Cache, args []string) error {
 		if isTerminal(e.stdin) {
 			fmt.Fprintln(e.stderr, "blobcache: reading the value from standard input; end it with Ctrl-D")
 		}
-		if value, err = io.ReadAll(e.stdin); err != nil {
+		// Read one byte past the limit, to tell a value of exactly the limit
+		// from a larger one without reading all of it.
+		limit, known := maxValueSizeOf(c)
+		if !known {
+			// The cache refuses what exceeds its limit; the CLI's own
+			// bound keeps standard input from filling memory.
+			limit = maxSetInput
+		}
+		var err error
+		if value, err = io.ReadAll(io.LimitReader(e.stdin, limit+1)); err != nil {
 			return fmt.Errorf("reading the value from standard input: %w", err)
 		}
+		if int64(len(value)) > limit {
+			return fmt.Errorf("the value on standard input is larger than %d bytes (%s), the most set stores: nothing stored", limit, formatBytes(limit))
+		}
 	}
-	return c.Set(e.ctx, args[0], value, ttl)
+	return c.Set(e.ctx, args[0], value, e.flags.ttlValue)
 }
 
-// parseTTL reads a -ttl value: "" for the default, "none" for no expiry,
-// seconds, or a Go duration.
+// maxSetInput is the most set reads from standard input when the cache does
+// not tell its max_value_size: 1 GiB. Tests lower it.
+var maxSetInput int64 = 1 << 30
+
+// maxValueSizeOf is the largest value c stores, its max_value_size, and
+// whether c tells it (a MaxValueSize method; until the cache has one, the
+// limit is unknown here and only the cache's writes enforce it).
+func maxValueSizeOf(c *cache.Cache) (limit int64, known bool) {
+	if m, ok := any(c).(interface{ MaxValueSize() int64 }); ok {
+		return m.MaxValueSize(), true
+	}
+	return 0, false
+}
+
+// parseTTL reads a -ttl value: "" for the default, "none" (or "never") for
+// no expiry, a positive number of seconds, or a positive Go duration. The
+// result is at least 1ns and at most the longest time.Duration: NaN,
+// infinities, values that round to 0 (which would mean the default) and
+// values beyond about 292 years are refused, not wrapped or truncated.
 func parseTTL(s string) (time.Duration, error) {
 	switch strings.ToLower(s) {
 	case "":
@@ -185,18 +238,36 @@ func parseTTL(s string) (time.Duration, error) {
 	case "none", "never":
 		return cache.NoExpiry, nil
 	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs <= 0 {
-			return 0, usagef("-ttl %s: want a positive number of seconds, a duration or none", s)
+	if secs, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		ns := math.Round(secs * float64(time.Second))
+		underflow := err != nil && secs == 0 // ParseFloat's ErrRange: ±0 for a tiny value
+		switch {
+		case math.IsNaN(secs):
+			return 0, usagef("-ttl %s: not a number of seconds; want a positive number of seconds, a duration or none", s)
+		case secs < 0 || (secs == 0 && !underflow):
+			return 0, usagef("-ttl %s: want a positive number of seconds, a duration or none (for no expiry)", s)
+		case ns >= math.MaxInt64: // also +Inf; float64(MaxInt64) is 2^63
+			return 0, usagef("-ttl %s: out of range: at most %d seconds (about 292 years)", s, int64(math.MaxInt64/time.Second))
+		case ns < 1:
+			return 0, usagef("-ttl %s: less than a nanosecond", s)
 		}
-		return time.Duration(secs * float64(time.Second)), nil
+		return time.Duration(ns), nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	switch {
+	case err != nil && durationShape.MatchString(s):
+		return 0, usagef("-ttl %q: out of range: at most %v (about 292 years)", s, time.Duration(math.MaxInt64))
+	case err != nil:
 		return 0, usagef("-ttl %q: want a Go duration such as 90s or 10m, seconds, or none", s)
+	case d <= 0:
+		return 0, usagef("-ttl %q: want a positive duration (none for no expiry)", s)
 	}
 	return d, nil
 }
+
+// durationShape matches what time.ParseDuration reads when the value is in
+// range: it tells an overflow from a typo.
+var durationShape = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 func cmdDelete(e *env, c *cache.Cache, args []string) error {
 	if len(args) == 1 {
@@ -236,13 +307,13 @@ func cmdCull(e *env, c *cache.Cache, _ []string) error {
 }
 
 func cmdClear(e *env, c *cache.Cache, _ []string) error {
-	objs, err := listAll(e, c.Driver(), c.Location())
+	objs, err := listEntries(e, c.Driver(), c)
 	if err != nil {
 		return err
 	}
 	where := fmt.Sprintf("under %q in %v", c.Location(), c)
 	if c.Location() == "" {
-		where = fmt.Sprintf("in %v: the URL has no location, so that is EVERY object in the store", c)
+		where = fmt.Sprintf("in %v: the URL has no location, so that is EVERY entry at the root of the store", c)
 	}
 	if len(objs) == 0 {
 		_, err := fmt.Fprintf(e.stdout, "nothing to clear: no entries %s\n", where)

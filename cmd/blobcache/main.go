@@ -22,8 +22,8 @@
 //
 // Exit status: 0 on success; 1 on an error, and for get and has when the key
 // has no live entry (as grep exits 1 when nothing matches); 2 on a usage
-// error (unknown command or flag, missing argument, no cache URL, an invalid
-// URL option).
+// error (unknown command or flag, a flag value that does not parse or is out
+// of range, missing argument, no cache URL, an invalid URL option).
 //
 // clear and stats list the whole location and, on a terminal, show progress
 // bars on standard error; nothing is drawn when standard error is not a
@@ -84,9 +84,19 @@ type command struct {
 	// flags defines the command's own flags in fs, stored in v; nil for
 	// none.
 	flags func(fs *flag.FlagSet, v *flagValues)
+	// check validates the command's flags in v (and keeps what it parsed
+	// there) before the cache URL is opened; nil when there is nothing to
+	// check. Its errors are usage errors.
+	check func(v *flagValues) error
 	// minArgs and maxArgs bound the positional arguments (-1: no maximum).
 	minArgs, maxArgs int
 	run              func(e *env, c *cache.Cache, args []string) error
+}
+
+// openURL opens the cache a command runs on. Tests replace it to put a
+// failing store under a command.
+var openURL = func(ctx context.Context, rawURL string) (*cache.Cache, error) {
+	return cache.Open(ctx, rawURL)
 }
 
 // usageError is an error in how the command was called: exit status 2.
@@ -154,13 +164,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case cmd.maxArgs >= 0 && len(pos) > cmd.maxArgs:
 		return e.usageFail(fmt.Sprintf("%s: too many arguments: usage: blobcache %s %s", cmd.name, cmd.name, cmd.args), cmd.name)
 	}
+	if cmd.check != nil {
+		if err := cmd.check(&e.flags); err != nil {
+			return e.usageFail(cmd.name+": "+err.Error(), cmd.name)
+		}
+	}
 	if e.url == "" {
 		e.url = os.Getenv(envURL)
 	}
 	if e.url == "" {
 		return e.usageFail("no cache URL: pass -url URL or set "+envURL+" (e.g. s3://bucket?location=cache, file:///var/cache/app)", "")
 	}
-	c, err := cache.Open(ctx, e.url)
+	c, err := openURL(ctx, e.url)
 	if err != nil {
 		if errors.Is(err, cache.ErrInvalidOption) {
 			return e.usageFail(err.Error(), "")
@@ -252,7 +267,9 @@ Its cache options (location, key_prefix, version, signing_key, timeout,
 cull_frequency, cull_policy, is_gzipped, ...) must match the application's to
 see the same keys: key_prefix and version are part of every key's object name,
 signed entries read only with their key, and location is the folder whose
-entries len, clear, cull and stats work on.
+entries len, clear, cull and stats work on. Entries are the objects named
+location/ then 40 lower-case hex digits; any other object, in the folder or
+not, is not the cache's: never counted, read or deleted.
 
 Flags (before or after the command; flags come before arguments):
   -url URL   cache URL (default: $BLOBCACHE_URL)
@@ -269,8 +286,9 @@ Exit status:
   1  an error (the message is on standard error, after "blobcache: "), or,
      for get and has, a key with no live entry: like grep, which exits 1 when
      nothing matches, so 'if blobcache has KEY; then ...' works
-  2  a usage error: unknown command or flag, missing or extra argument,
-     no cache URL, an invalid option in the URL
+  2  a usage error: unknown command or flag, a flag value that does not
+     parse or is out of range (each flag's range is in its help), missing
+     or extra argument, no cache URL, an invalid option in the URL
 
 Progress: clear and stats list the whole location (one request per 1000
 objects on S3) and show progress bars on standard error when it is a

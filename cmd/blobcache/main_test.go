@@ -356,17 +356,27 @@ func TestClearConfirmation(t *testing.T) {
 func TestClearWithoutLocationWarns(t *testing.T) {
 	dir := t.TempDir()
 	c := openCache(t, fileURL(dir, ""))
-	writeObjects(t, c.Driver(), map[string][]byte{"a": []byte("1"), "b/c": []byte("2")})
+	writeObjects(t, c.Driver(), map[string][]byte{
+		"a": []byte("1"), "b/c": []byte("2"), // not entries: left alone
+		c.ObjectName("x"): entryBytes(time.Time{}, []byte("x")),
+		c.ObjectName("y"): entryBytes(time.Time{}, []byte("y")),
+	})
 	stdin := strings.NewReader("yes\n")
 	fakeTerminal(t, stdin)
 	var out, errOut bytes.Buffer
 	if code := run(t.Context(), []string{"-url", fileURL(dir, ""), "clear"}, stdin, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "EVERY object in the store") {
-		t.Errorf("the question %q does not warn that the whole store goes", errOut.String())
+	if !strings.Contains(errOut.String(), "Delete 2 entries (34 B) in cache(") || !strings.Contains(errOut.String(), "EVERY entry at the root of the store") {
+		t.Errorf("the question %q does not warn that every root entry goes", errOut.String())
+	}
+	if out.String() != "deleted 2 entries (34 B)\n" {
+		t.Errorf("stdout %q", out.String())
 	}
 	wantLen(t, c, 0)
+	if left := storeObjects(t, fileURL(dir, "")); strings.Join(left, " ") != "a b/c" {
+		t.Errorf("the store holds %v, want the two objects that are not entries", left)
+	}
 }
 
 func TestStats(t *testing.T) {
@@ -375,9 +385,16 @@ func TestStats(t *testing.T) {
 	c := openCache(t, base)
 	now := time.Now()
 	objs := map[string][]byte{
-		"s/foreign":   []byte("not an entry at all"),
-		"s/short":     []byte("BC"),
-		"outside/obj": entryBytes(now.Add(-time.Hour), nil), // not under the location
+		// Named as entries, but with no entry's header: "not entries".
+		c.ObjectName("foreign"): []byte("not an entry at all"),
+		c.ObjectName("short"):   []byte("BC"),
+		"outside/obj":           entryBytes(now.Add(-time.Hour), nil), // not under the location
+		// Under the location, but not named as entries: never counted nor
+		// read, even when they hold an entry's bytes.
+		"s/README":                     entryBytes(now.Add(-time.Hour), nil),
+		"s/" + strings.Repeat("A", 40): entryBytes(now.Add(-time.Hour), nil),
+		c.ObjectName("k") + ".bak":     entryBytes(now.Add(-time.Hour), nil),
+		c.ObjectName("k") + "/x":       entryBytes(now.Add(-time.Hour), nil),
 	}
 	for i := range 7 {
 		objs[c.ObjectName(fmt.Sprint("expired", i))] = entryBytes(now.Add(-time.Minute), []byte("old"))
@@ -414,7 +431,9 @@ func TestStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range page.Objects {
-		wantBytes += o.Size
+		if c.IsEntryName(o.Name) {
+			wantBytes += o.Size
+		}
 	}
 
 	r := cli(t, "", "-url", base, "stats")

@@ -13,16 +13,34 @@ import (
 	"github.com/blobcache/blobcache/driver"
 )
 
-// defaultStatsConcurrency is how many header reads stats keeps in flight.
-const defaultStatsConcurrency = 32
+// defaultStatsConcurrency is how many header reads stats keeps in flight by
+// default, maxStatsConcurrency the most -concurrency allows (each is a
+// goroutine and a request in flight).
+const (
+	defaultStatsConcurrency = 32
+	maxStatsConcurrency     = 1024
+)
+
+// checkStats checks the stats flags.
+func checkStats(v *flagValues) error {
+	if v.concurrency < 1 || v.concurrency > maxStatsConcurrency {
+		return usagef("-concurrency %d: want 1 to %d", v.concurrency, maxStatsConcurrency)
+	}
+	return nil
+}
 
 // deleteConcurrency is how many delete requests (batches of up to 1000 names,
 // or single deletes) clear keeps in flight.
 const deleteConcurrency = 8
 
-// listAll lists every object under prefix (a cache's location) through d,
-// page by page, with a progress spinner counting them.
-func listAll(e *env, d driver.Driver, prefix string) ([]driver.Attributes, error) {
+// listEntries lists c's entries through d (c's driver, or a wrapper of it),
+// page by page, with a progress spinner counting them. Only objects named as
+// c's entries (c.IsEntryName: the location, then 40 lower-case hex digits)
+// are returned: any other object under the location, or at the root of a
+// location-less cache, is not the cache's and is never counted, shown, read
+// or deleted.
+func listEntries(e *env, d driver.Driver, c *cache.Cache) ([]driver.Attributes, error) {
+	prefix := c.Location()
 	p := e.newProgress(-1, "listing")
 	var out []driver.Attributes
 	opts := &driver.ListOptions{Prefix: prefix, PageSize: driver.MaxListPageSize}
@@ -32,8 +50,14 @@ func listAll(e *env, d driver.Driver, prefix string) ([]driver.Attributes, error
 			p.finish(false)
 			return nil, fmt.Errorf("listing %q: %w", prefix, err)
 		}
-		out = append(out, page.Objects...)
-		p.add(len(page.Objects))
+		n := 0
+		for _, o := range page.Objects {
+			if c.IsEntryName(o.Name) {
+				out = append(out, o)
+				n++
+			}
+		}
+		p.add(n)
 		if page.NextPageToken == "" {
 			p.finish(true)
 			return out, nil
@@ -97,15 +121,12 @@ type stats struct {
 }
 
 func cmdStats(e *env, c *cache.Cache, _ []string) error {
-	if e.flags.concurrency < 1 {
-		return usagef("-concurrency %d: want at least 1", e.flags.concurrency)
-	}
 	// The scan calls the driver directly (the cache has no call returning
 	// names, sizes and times), so the cache's Stats do not see it: the
 	// wrapper counts its requests for the counters block.
 	d := &scanCounter{Driver: c.Driver()}
 	start := time.Now()
-	objs, err := listAll(e, d, c.Location())
+	objs, err := listEntries(e, d, c)
 	if err != nil {
 		return err
 	}
@@ -145,8 +166,9 @@ func cmdStats(e *env, c *cache.Cache, _ []string) error {
 // statsCountersHeading heads the counters block of stats.
 const statsCountersHeading = "this blobcache stats run's own, not the application's (see 'blobcache help stats')"
 
-// readHeaders reads every object's header through d, e.flags.concurrency at
-// a time, and counts expired, never-expiring and foreign objects.
+// readHeaders reads the header of every entry in objs (listEntries' result)
+// through d, e.flags.concurrency at a time, and counts expired,
+// never-expiring and undecodable ones.
 func readHeaders(e *env, d driver.Driver, objs []driver.Attributes, s *stats) error {
 	p := e.newProgress(int64(len(objs)), "reading headers")
 	now := time.Now()
