@@ -174,11 +174,12 @@ func (t *Typed[T]) Add(ctx context.Context, key string, v T, ttl time.Duration) 
 // Cache.GetOrSet. A stored value that does not decode as T is a miss too:
 // fill runs and its value is written over the undecodable one with a Set
 // (not deleted first, so that no other caller finds the key absent in
-// between), under the same single flight per key as Cache.GetOrSet's fill.
-// fill runs at most once per call. A nil fill is an ErrInvalidArgument error
-// when fill would be called, and not an error on a hit. A panic of fill
-// itself is not recovered (as with Cache.GetOrSet, it reaches every caller
-// waiting on that fill).
+// between), under the same single flight per key as Cache.GetOrSet's fill,
+// with its context (detached from the callers' cancellation, bounded by the
+// fill timeout). fill runs at most once per call. A nil fill is an
+// ErrInvalidArgument error when fill would be called, and not an error on a
+// hit. A panic of the codec is an error; a panic of fill itself is raised
+// again in every caller waiting for it, as with Cache.GetOrSet.
 func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !t.ok() {
@@ -225,9 +226,10 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 		return zero, fail("get_or_set", key, errNilFill)
 	}
 	name := t.c.objectName(key)
-	res, err, _ := t.c.flight.Do(name, func() (any, error) {
-		// The flight is Cache.GetOrSet's: a caller that just finished a fill
-		// (or a refill) has stored a value that may decode.
+	res, err := t.c.shareFill(ctx, name, func(ctx context.Context) (any, error) {
+		// The flight is Cache.GetOrSet's, with its detached, bounded
+		// context: a caller that just finished a fill (or a refill) has
+		// stored a value that may decode.
 		_, stored, _, err := t.c.read(ctx, name)
 		switch {
 		case err == nil:
@@ -235,19 +237,19 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 				return stored, nil
 			}
 		case !errors.Is(err, ErrMiss):
-			return nil, fail("get_or_set", key, err)
+			return nil, err
 		}
 		data, err := run(ctx)
 		if err != nil {
-			return nil, fail("get_or_set", key, err)
+			return nil, err
 		}
 		if err := t.c.set(ctx, key, data, ttl); err != nil {
-			return nil, fail("get_or_set", key, err)
+			return nil, err
 		}
 		return data, nil
 	})
 	if err != nil {
-		return zero, err
+		return zero, fail("get_or_set", key, err)
 	}
 	if filled {
 		return mine, nil
