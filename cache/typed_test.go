@@ -397,3 +397,25 @@ type refusingDeleteDriver struct {
 
 // Delete implements driver.Driver.
 func (d *refusingDeleteDriver) Delete(context.Context, string) error { return d.err }
+
+// TestTypedFillPanicReachesTheCaller: a fill that panics while refilling an
+// undecodable entry panics in the caller, as Cache.GetOrSet's fill does (a
+// panic the caller can recover), and stores nothing.
+func TestTypedFillPanicReachesTheCaller(t *testing.T) {
+	ctx := t.Context()
+	c, err := cache.New(mem.New())
+	must(t, err)
+	tc := cache.NewTyped[typedPoint](c, nil)
+	must(t, c.Set(ctx, "k", []byte("junk"), cache.NoExpiry))
+	var got any
+	func() {
+		defer func() { got = recover() }()
+		tc.GetOrSet(ctx, "k", cache.NoExpiry, func(context.Context) (typedPoint, error) { panic("fill panics") })
+	}()
+	if got != "fill panics" {
+		t.Errorf("recovered %v, want the fill's panic", got)
+	}
+	if raw, err := c.Get(ctx, "k"); err != nil || string(raw) != "junk" {
+		t.Errorf("after a panicking fill the entry holds %q, %v; want it unchanged", raw, err)
+	}
+}
