@@ -166,6 +166,10 @@ func (c *Cache) Driver() driver.Driver { return c.d }
 // ObjectName returns the name of the object that holds key's entry.
 func (c *Cache) ObjectName(key string) string { return c.objectName(key) }
 
+// MaxValueSize returns the largest value the cache stores and reads, its
+// max_value_size (WithMaxValueSize).
+func (c *Cache) MaxValueSize() int64 { return c.maxValueSize }
+
 // Location returns the listing prefix of the cache's location: "" for the
 // store's root, otherwise the location followed by "/".
 func (c *Cache) Location() string { return c.prefix }

@@ -206,7 +206,7 @@ func parseSize(s string) (int64, error) {
 
 func cmdBench(e *env, c *cache.Cache, _ []string) error {
 	cfg := e.flags.benchCfg // checked by checkBench
-	if limit, known := maxValueSizeOf(c); known && int64(cfg.ValueSize) > limit {
+	if limit := c.MaxValueSize(); int64(cfg.ValueSize) > limit {
 		return usagef("-value-size %s: larger than the cache's max_value_size, %d bytes: every write would fail", e.flags.valueSize, limit)
 	}
 	if c.Location() == "" && !e.flags.yes {

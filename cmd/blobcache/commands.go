@@ -195,12 +195,7 @@ func cmdSet(e *env, c *cache.Cache, args []string) error {
 		}
 		// Read one byte past the limit, to tell a value of exactly the limit
 		// from a larger one without reading all of it.
-		limit, known := maxValueSizeOf(c)
-		if !known {
-			// The cache refuses what exceeds its limit; the CLI's own
-			// bound keeps standard input from filling memory.
-			limit = maxSetInput
-		}
+		limit := c.MaxValueSize()
 		var err error
 		if value, err = io.ReadAll(io.LimitReader(e.stdin, limit+1)); err != nil {
 			return fmt.Errorf("reading the value from standard input: %w", err)
@@ -210,20 +205,6 @@ func cmdSet(e *env, c *cache.Cache, args []string) error {
 		}
 	}
 	return c.Set(e.ctx, args[0], value, e.flags.ttlValue)
-}
-
-// maxSetInput is the most set reads from standard input when the cache does
-// not tell its max_value_size: 1 GiB. Tests lower it.
-var maxSetInput int64 = 1 << 30
-
-// maxValueSizeOf is the largest value c stores, its max_value_size, and
-// whether c tells it (a MaxValueSize method; until the cache has one, the
-// limit is unknown here and only the cache's writes enforce it).
-func maxValueSizeOf(c *cache.Cache) (limit int64, known bool) {
-	if m, ok := any(c).(interface{ MaxValueSize() int64 }); ok {
-		return m.MaxValueSize(), true
-	}
-	return 0, false
 }
 
 // parseTTL reads a -ttl value: "" for the default, "none" (or "never") for

@@ -103,9 +103,6 @@ func TestHostileFlags(t *testing.T) {
 // TestSetStdinIsBounded: set reads standard input only up to the largest
 // value it may store, and stores nothing when there is more.
 func TestSetStdinIsBounded(t *testing.T) {
-	old := maxSetInput
-	maxSetInput = 10
-	t.Cleanup(func() { maxSetInput = old })
 	u := fileURL(t.TempDir(), "location=in&max_value_size=10")
 	r := cli(t, "0123456789X", "-url", u, "set", "big")
 	if r.code != exitError || !strings.Contains(r.stderr, "larger than 10 bytes") {
