@@ -149,7 +149,9 @@ func NewBucket(t testing.TB, cfg Config) string {
 func RemoveBucket(ctx context.Context, client *s3.Client, bucket string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	// URL-encoded keys, so that a planted key with a control character
+	// cannot make the listing unreadable.
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), EncodingType: types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -163,7 +165,13 @@ func RemoveBucket(ctx context.Context, client *s3.Client, bucket string) error {
 		}
 		objs := make([]types.ObjectIdentifier, len(page.Contents))
 		for i, o := range page.Contents {
-			objs[i] = types.ObjectIdentifier{Key: o.Key}
+			key := aws.ToString(o.Key)
+			if page.EncodingType == types.EncodingTypeUrl {
+				if k, err := url.QueryUnescape(key); err == nil {
+					key = k
+				}
+			}
+			objs[i] = types.ObjectIdentifier{Key: aws.String(key)}
 		}
 		if _, err := client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 			Bucket: aws.String(bucket),
