@@ -101,6 +101,7 @@ func Run(t *testing.T, maker HarnessMaker) {
 	}
 	RunDriver(t, maker)
 	RunCache(t, maker)
+	RunHostile(t, maker)
 }
 
 // RunDriver runs only the driver section of the suite (subtest "Driver"):

@@ -23,10 +23,10 @@
 // exactly 84 bytes, each a continuation directory named the escaped chunk
 // followed by "~+", which holds the rest of the segment as above; a rest that
 // is empty is written "%". So no component exceeds 254 bytes, whatever the
-// name. Names of up to [driver.MaxNameLength] bytes work as long as the whole
-// path fits the system's limit (4096 bytes on Linux): a name made only of
-// escaped bytes triples in length, so keep the directory's own path under
-// about 900 bytes if such names are possible.
+// name. On unix the driver opens one component at a time (see "Hostile
+// stores"), so names of up to [driver.MaxNameLength] bytes work whatever the
+// length of the whole path; elsewhere the whole path must fit the system's
+// limit: a name made only of escaped bytes triples in length.
 //
 // Sorting the entries of each directory by what they add to the name (the
 // segment for a file, the segment and "/" for a directory, the chunk for a
@@ -49,8 +49,9 @@
 // A create-if-absent write (WriteOptions.IfAbsent) links the temporary file
 // to the target with link(2), which fails if the target exists, so of many
 // writers in any number of processes exactly one wins. On file systems
-// without hard links it falls back to checking and renaming under the object's
-// lock (see below), which is atomic among blobcache drivers.
+// without hard links (and on illumos, where golang.org/x/sys/unix has no
+// linkat) it falls back to checking and renaming under the object's lock
+// (see below), which is atomic among blobcache drivers.
 //
 // # ETags and locks
 //
@@ -84,31 +85,89 @@
 // directory a page at a time costs O(N) rather than O(N²/page size) as long as
 // nobody writes to it meanwhile.
 //
+// # Hostile stores
+//
+// Whoever can write into the store's directory is not trusted; the
+// directory given to [New], and the path leading to it, are. Below it, no
+// symbolic link is ever followed, in any component of any path the driver
+// uses: the directories on the way to an object, the object file itself,
+// the lock directory and its lock files, temporary files; nor by any
+// operation: Read, Write (creating the temporary file and the directories,
+// renaming or linking into place), Replace, Delete, DeleteBatch, List and
+// the removal of emptied directories. Nothing outside the store is ever
+// read, written, created or deleted, whatever is planted in it.
+//
+// On unix this is done with golang.org/x/sys/unix: every operation walks
+// from a descriptor of the store's directory, one component at a time, with
+// openat(2) and O_NOFOLLOW|O_DIRECTORY, and acts on an entry relative to the
+// descriptor of its directory (fstatat with AT_SYMLINK_NOFOLLOW, renameat,
+// linkat without AT_SYMLINK_FOLLOW, unlinkat, mkdirat, utimensat with
+// AT_SYMLINK_NOFOLLOW), so an entry swapped for a link between two calls is
+// refused, not followed. Go's [os.Root] was not chosen: it follows links
+// that stay inside the root, and the rule is that none is followed (a link
+// inside the store would still let Clear delete, and Set overwrite, another
+// location's entries, or make two names one file). The price is one openat
+// and close per directory on the way, where a path would cost one lookup.
+//
+// Only a regular file is an object. Object files are opened with
+// O_NOFOLLOW|O_NONBLOCK and checked with fstat, so a named pipe, socket or
+// device never blocks a call and is never read. What the driver finds that
+// it cannot have written is handled so:
+//
+//   - a symbolic link or special file at an object's path is no object:
+//     Read and Replace return [driver.ErrNotFound] (a miss for the cache),
+//     List skips it, Delete removes the entry itself (never what a link
+//     points to), and Write, with or without IfAbsent, renames the new file
+//     over it;
+//   - a directory at an object's path is no object either, but writes
+//     fail (it is not removed);
+//   - a symbolic link or anything but a directory on the way to an object:
+//     Read and Replace return ErrNotFound, Delete finds nothing to delete,
+//     List does not descend into it, and Write fails with an error naming
+//     it (the driver does not remove what it did not make);
+//   - a symbolic link or anything but a directory as the lock directory,
+//     or but a regular file as a lock file: the writes and deletes that
+//     need that lock fail with an error naming it; reads take no lock.
+//
+// Reads never size an allocation by what a file claims: a read with a
+// length allocates at most min(size - offset, length) bytes (the cache
+// bounds its reads by its max_value_size), and a whole read (length < 0)
+// allocates at once only what the file system says it stores for the file
+// (st_blocks, at least 1 MiB, at most 1 GiB) and beyond that grows as bytes
+// arrive, so a sparse file claiming a terabyte is not allocated by its claim.
+// A file shorter than fstat said gives what it holds; a read never goes
+// past what was asked, nor past the size fstat gave.
+//
+// Hard links are outside this threat: a hard link to a file elsewhere is a
+// regular file of the store, the same file, and reads as an object (making
+// one needs access to that file: on Linux, protected_hardlinks). Writes and
+// deletes replace or remove only the store's name for it, never the file.
+//
+// Without openat (Windows, Plan 9, WASI, js), the driver does the best
+// portable approximation: every operation goes through an [os.Root] on the
+// store's directory, so nothing escapes the store, and every entry is
+// checked with Lstat before it is used, so a link or special file already
+// there is refused as above. That is weaker: a link swapped in between the
+// check and the use is followed (though only to somewhere inside the store),
+// and a special file swapped in is opened without O_NONBLOCK.
+//
 // # Other
 //
 // Files are created with mode 0600 and directories with 0700. Delete removes
-// directories it leaves empty; a writer that finds its directory gone creates
-// it again.
+// directories it leaves empty; a writer that finds its directory gone (or the
+// store's directory itself) creates it again.
 package file
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"io"
-	"io/fs"
 	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
 	"github.com/blobcache/blobcache/driver"
 )
@@ -212,297 +271,10 @@ func (d *Driver) path(name string) string {
 	return filepath.Join(d.root, filepath.FromSlash(objectPath(name)))
 }
 
-// isNotExist reports whether err means a path (or one of its directories)
-// does not exist.
-func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}
-
-// notFound wraps err, an error for a missing file, as driver.ErrNotFound.
-func notFound(err error) error {
-	return fmt.Errorf("%w (%w)", driver.ErrNotFound, err)
-}
-
-// Read implements [driver.Driver]. Attributes.ETag is set.
-func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	data, attrs, err := d.read(ctx, name, offset, length)
-	if err != nil {
-		return nil, driver.Attributes{}, fmt.Errorf("file: read %q: %w", name, err)
-	}
-	return data, attrs, nil
-}
-
-// readChunk is how much Read reads between checks of its context.
-const readChunk = 1 << 20
-
-func (d *Driver) read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	var attrs driver.Attributes
-	if err := d.check(ctx); err != nil {
-		return nil, attrs, err
-	}
-	f, err := os.Open(d.path(name))
-	if err != nil {
-		if isNotExist(err) {
-			err = notFound(err)
-		}
-		return nil, attrs, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, attrs, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, attrs, fmt.Errorf("%w (%s is not a regular file)", driver.ErrNotFound, f.Name())
-	}
-	size := fi.Size()
-	start := min(offset, size)
-	n := size - start
-	if length >= 0 && length < n {
-		n = length
-	}
-	buf := make([]byte, n)
-	for i := int64(0); i < n; i += readChunk {
-		if i > 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, attrs, err
-			}
-		}
-		j := min(i+readChunk, n)
-		if _, err := f.ReadAt(buf[i:j], start+i); err != nil {
-			// Files are never written in place, so a short read is an
-			// error of the file system.
-			return nil, attrs, err
-		}
-	}
-	attrs = driver.Attributes{Name: name, Size: size, ModTime: fi.ModTime(), ETag: etagOf(fi)}
-	return buf, attrs, nil
-}
-
-// etagOf returns the ETag of an object file.
-func etagOf(fi fs.FileInfo) string {
-	return strconv.FormatUint(inode(fi), 16) + "-" +
-		strconv.FormatInt(fi.Size(), 16) + "-" +
-		strconv.FormatInt(fi.ModTime().UnixNano(), 16)
-}
-
-// Write implements [driver.Driver]. With opts.IfAbsent it fails with
-// [driver.ErrPreconditionFailed] when the object exists, atomically across
-// processes. opts.ContentEncoding is ignored.
-func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	if err := d.write(ctx, name, body, opts.IfAbsent); err != nil {
-		return fmt.Errorf("file: write %q: %w", name, err)
-	}
-	return nil
-}
-
-func (d *Driver) write(ctx context.Context, name string, body io.Reader, ifAbsent bool) error {
-	if err := d.check(ctx); err != nil {
-		return err
-	}
-	target := d.path(name)
-	if ifAbsent {
-		// Fail early, without reading the body, when the object exists.
-		if _, err := os.Lstat(target); err == nil {
-			return fmt.Errorf("%w: object exists (%s)", driver.ErrPreconditionFailed, target)
-		}
-	}
-	tmp, err := d.writeTemp(ctx, filepath.Dir(target), body)
-	if err != nil {
-		// Do not leave behind directories made for nothing.
-		d.prune(filepath.Dir(target))
-		return err
-	}
-	unlock, err := d.lock(ctx, name)
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if ifAbsent {
-		err = createNew(tmp, target)
-	} else {
-		err = os.Rename(tmp, target)
-	}
-	unlock()
-	if ifAbsent || err != nil {
-		os.Remove(tmp) // the second link of the new file, or what failed
-	}
-	return err
-}
-
-// createNew makes tmp the file target unless target exists.
-func createNew(tmp, target string) error {
-	err := os.Link(tmp, target)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%w: object exists (%w)", driver.ErrPreconditionFailed, err)
-	case !noHardLinks(err):
-		return err
-	}
-	// No hard links here: check and rename. The caller holds the object's
-	// lock, which every change of the object takes.
-	if _, err := os.Lstat(target); err == nil {
-		return fmt.Errorf("%w: object exists (%s)", driver.ErrPreconditionFailed, target)
-	} else if !isNotExist(err) {
-		return err
-	}
-	return os.Rename(tmp, target)
-}
-
-// Replace implements [driver.Replacer]: it stores body under name only if
-// the object's ETag is etag, atomically with respect to every change of the
-// object in any process. opts.IfAbsent and opts.ContentEncoding are ignored.
-func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
-	if err := d.replace(ctx, name, body, etag); err != nil {
-		return fmt.Errorf("file: replace %q: %w", name, err)
-	}
-	return nil
-}
-
-func (d *Driver) replace(ctx context.Context, name string, body io.Reader, etag string) error {
-	if err := d.check(ctx); err != nil {
-		return err
-	}
-	target := d.path(name)
-	// Fail early, without reading the body, when the check would fail
-	// anyway.
-	if err := checkETag(target, etag); err != nil {
-		return err
-	}
-	tmp, err := d.writeTemp(ctx, filepath.Dir(target), body)
-	if err != nil {
-		return err
-	}
-	unlock, err := d.lock(ctx, name)
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	err = checkETag(target, etag)
-	if err == nil {
-		err = os.Rename(tmp, target)
-	}
-	unlock()
-	if err != nil {
-		os.Remove(tmp)
-		if errors.Is(err, driver.ErrNotFound) {
-			// The object went while the body was written: do not leave
-			// behind the directories writeTemp may have made again.
-			d.prune(filepath.Dir(target))
-		}
-	}
-	return err
-}
-
-// checkETag returns nil if the object file target exists with the ETag etag.
-func checkETag(target, etag string) error {
-	fi, err := os.Lstat(target)
-	switch {
-	case isNotExist(err):
-		return notFound(err)
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%w (%s is not a regular file)", driver.ErrNotFound, target)
-	case etagOf(fi) != etag:
-		return fmt.Errorf("%w: ETag is %q, not %q", driver.ErrPreconditionFailed, etagOf(fi), etag)
-	}
-	return nil
-}
-
-// copyBufs holds buffers for copying bodies.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
-// mkdirAttempts bounds how often a writer recreates a directory that a
-// concurrent Delete keeps removing.
-const mkdirAttempts = 100
-
-// writeTemp writes body to a new temporary file in dir, which it creates if
-// missing, stamps its modification time and returns its path. On error no
-// file is left behind.
-func (d *Driver) writeTemp(ctx context.Context, dir string, body io.Reader) (string, error) {
-	var f *os.File
-	var err error
-	for attempt := 1; ; attempt++ {
-		f, err = os.CreateTemp(dir, tempPrefix+"*")
-		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt == mkdirAttempts {
-			break
-		}
-		// A concurrent Delete may remove a directory MkdirAll just
-		// made: try again.
-		// MkdirAll fails with ErrNotExist or ErrExist when a directory
-		// goes between its steps.
-		if err = os.MkdirAll(dir, 0o700); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
-			return "", err
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	tmp := f.Name()
-	fail := func(err error) (string, error) {
-		f.Close()
-		os.Remove(tmp)
-		return "", err
-	}
-	buf := copyBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(writerOnly{f}, &ctxReader{ctx: ctx, r: body}, *buf)
-	copyBufs.Put(buf)
-	if err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
-	t := stamp()
-	if err := os.Chtimes(tmp, t, t); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return tmp, nil
-}
-
-// writerOnly hides the ReadFrom method of *os.File, so that io.CopyBuffer
-// uses the buffer it is given.
-type writerOnly struct{ io.Writer }
-
-// ctxReader fails with the context's error once the context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-// Read implements io.Reader.
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// lastStamp is the last time stamp given to a file, in Unix nanoseconds.
-var lastStamp atomic.Int64
-
-// stamp returns the modification time for a new file: now, but strictly
-// later than any stamp before it in this process.
-func stamp() time.Time {
-	now := time.Now().UnixNano()
-	for {
-		last := lastStamp.Load()
-		t := max(now, last+1)
-		if lastStamp.CompareAndSwap(last, t) {
-			return time.Unix(0, t)
-		}
-	}
-}
-
 // Delete implements [driver.Driver]. It also removes the directories the
-// object's removal leaves empty.
+// object's removal leaves empty. A symbolic link or special file at the
+// object's path is removed itself, never what it points to; a directory
+// there, or a link or non-directory on the way, is no object to delete.
 func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err := d.delete(ctx, name); err != nil {
 		return fmt.Errorf("file: delete %q: %w", name, err)
@@ -514,33 +286,33 @@ func (d *Driver) delete(ctx context.Context, name string) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	target := d.path(name)
+	dirs, base := splitObject(name)
+	c, err := d.openChain(dirs, false)
+	if err != nil {
+		if isAbsent(err) {
+			return nil
+		}
+		return err
+	}
+	defer c.close()
+	p := c.last()
 	unlock, err := d.lock(ctx, name)
 	if err != nil {
 		return err
 	}
-	err = syscall.Unlink(target)
+	err = p.unlink(base)
 	unlock()
 	if err != nil {
-		if isNotExist(err) {
+		if isMissing(err) {
 			return nil
 		}
-		return &os.PathError{Op: "unlink", Path: target, Err: err}
-	}
-	d.prune(filepath.Dir(target))
-	return nil
-}
-
-// prune removes dir and its parents below the store's directory as long as
-// they are empty. Removing an empty directory races safely with writers:
-// one that finds its directory gone makes it again (see writeTemp).
-func (d *Driver) prune(dir string) {
-	for len(dir) > len(d.root) && strings.HasPrefix(dir, d.root) {
-		if syscall.Rmdir(dir) != nil {
-			return
+		if st, serr := p.lstat(base); serr == nil && st.isDir() {
+			return nil // a directory is no object
 		}
-		dir = filepath.Dir(dir)
+		return err
 	}
+	c.prune()
+	return nil
 }
 
 // DeleteBatch implements [driver.BatchDeleter] by deleting one name after
@@ -584,73 +356,4 @@ func (d *Driver) Close() error {
 		<-s.sem
 	}
 	return nil
-}
-
-// lock takes the lock of name's stripe and returns the function that
-// releases it. It waits until it has the lock or ctx is done.
-func (d *Driver) lock(ctx context.Context, name string) (func(), error) {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	i := h.Sum32() % numStripes
-	s := &d.stripes[i]
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	fail := func(err error) (func(), error) {
-		<-s.sem
-		return nil, err
-	}
-	if d.closed.Load() {
-		return fail(errClosed)
-	}
-	if s.f == nil {
-		f, err := d.openLockFile(i)
-		if err != nil {
-			return fail(err)
-		}
-		s.f = f
-	}
-	delay := 20 * time.Microsecond
-	for {
-		ok, err := tryLock(s.f)
-		if err != nil {
-			return fail(err)
-		}
-		if ok {
-			break
-		}
-		// Another process holds it, and only for a rename or so.
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fail(ctx.Err())
-		}
-		delay = min(2*delay, 2*time.Millisecond)
-	}
-	return func() {
-		if err := unlock(s.f); err != nil {
-			// Closing the file releases the lock too.
-			s.f.Close()
-			s.f = nil
-		}
-		<-s.sem
-	}, nil
-}
-
-// openLockFile opens (creating) lock file i.
-func (d *Driver) openLockFile(i uint32) (*os.File, error) {
-	dir := filepath.Join(d.root, lockDir)
-	path := filepath.Join(dir, fmt.Sprintf("%02x", i))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, err
-		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	}
-	return f, err
 }

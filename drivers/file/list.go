@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +16,9 @@ import (
 // hold names with the prefix, in order, and stops as soon as the page is
 // full (one object later, to know whether there is a next page). The page
 // token is the last name returned, encoded; a page resumes by descending
-// along the token's path, skipping whole directories before it.
+// along the token's path, skipping whole directories before it. Only
+// regular files are listed, and only directories are descended into: a
+// symbolic link, whatever it points to, is skipped.
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	page, err := d.list(ctx, opts)
 	if err != nil {
@@ -47,10 +46,20 @@ func (d *Driver) list(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 		// directories that have not changed since an earlier page.
 		w.cached = true
 	}
-	if dir, namePrefix, inCont, ok := d.startDir(opts.Prefix); ok {
-		if err := w.walk(dir, namePrefix, inCont); err != nil {
+	if comps, namePrefix, inCont, ok := startDir(opts.Prefix); ok {
+		c, err := d.openChain(comps, false)
+		switch {
+		case err == nil:
+			err = w.walk(c.last(), namePrefix, inCont)
+			c.close()
+			if err != nil {
+				return nil, err
+			}
+		case !isAbsent(err):
 			return nil, err
 		}
+		// A directory that is missing, or is a link or not a directory,
+		// holds no objects.
 	}
 	page := &driver.ListPage{Objects: w.objs}
 	if w.more {
@@ -59,16 +68,16 @@ func (d *Driver) list(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	return page, nil
 }
 
-// startDir returns the deepest directory that holds every name starting with
-// prefix, what all names in it start with, and whether it is a
-// continuation. ok is false when no valid name can have the prefix.
-func (d *Driver) startDir(prefix string) (dir, namePrefix string, inCont, ok bool) {
-	var comps []string
+// startDir returns the components of the deepest directory that holds
+// every name starting with prefix, what all names in it start with, and
+// whether it is a continuation. ok is false when no valid name can have the
+// prefix.
+func startDir(prefix string) (comps []string, namePrefix string, inCont, ok bool) {
 	i := strings.LastIndexByte(prefix, '/')
 	if i >= 0 {
 		for seg := range strings.SplitSeq(prefix[:i], "/") {
 			if seg == "" || seg == "." || seg == ".." {
-				return "", "", false, false
+				return nil, "", false, false
 			}
 			comps = appendSegment(comps, seg, kindDir)
 		}
@@ -83,7 +92,7 @@ func (d *Driver) startDir(prefix string) (dir, namePrefix string, inCont, ok boo
 		partial = partial[chunkLen:]
 		inCont = true
 	}
-	return filepath.Join(d.root, filepath.FromSlash(strings.Join(comps, "/"))), namePrefix, inCont, true
+	return comps, namePrefix, inCont, true
 }
 
 // walker collects one page of a listing.
@@ -108,8 +117,8 @@ type child struct {
 }
 
 // walk lists the objects in dir, whose names all start with namePrefix, in
-// order, into w.
-func (w *walker) walk(dir, namePrefix string, inCont bool) error {
+// order, into w. It descends only into directories, never through a link.
+func (w *walker) walk(dir *dir, namePrefix string, inCont bool) error {
 	children, err := w.d.readChildren(dir, inCont, w.cached)
 	if err != nil {
 		return err
@@ -133,7 +142,7 @@ func (w *walker) walk(dir, namePrefix string, inCont bool) error {
 			switch {
 			case strings.HasPrefix(full, w.prefix):
 				if full > w.after {
-					if err := w.emit(full, filepath.Join(dir, c.comp)); err != nil {
+					if err := w.emit(full, dir, c.comp); err != nil {
 						return err
 					}
 				}
@@ -148,7 +157,16 @@ func (w *walker) walk(dir, namePrefix string, inCont bool) error {
 			case full < w.after && !strings.HasPrefix(w.after, full):
 				// Every name below c is before the page token.
 			default:
-				if err := w.walk(filepath.Join(dir, c.comp), full, c.kind == kindCont); err != nil {
+				sub, err := dir.sub(c.comp)
+				if err != nil {
+					if isAbsent(err) {
+						break // gone since read, or a link: no objects
+					}
+					return err
+				}
+				err = w.walk(sub, full, c.kind == kindCont)
+				sub.close()
+				if err != nil {
 					return err
 				}
 			}
@@ -182,58 +200,44 @@ func keyBound(namePrefix, s string) (lb string, all bool) {
 	return lb, false
 }
 
-// emit adds the object name, stored in the file path, to the page, or notes
-// that the page is full.
-func (w *walker) emit(name, path string) error {
-	fi, err := os.Lstat(path)
+// emit adds the object name, stored in the file comp of dir, to the page,
+// or notes that the page is full. Only regular files are objects.
+func (w *walker) emit(name string, dir *dir, comp string) error {
+	st, err := dir.lstat(comp)
 	if err != nil {
-		if isNotExist(err) {
+		if isMissing(err) {
 			return nil // deleted since the directory was read
 		}
 		return err
 	}
-	if !fi.Mode().IsRegular() || driver.ValidateName(name) != nil {
+	if !st.regular() || driver.ValidateName(name) != nil {
 		return nil // not ours
 	}
 	if len(w.objs) == w.limit {
 		w.more, w.done = true, true
 		return nil
 	}
-	w.objs = append(w.objs, driver.Attributes{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
+	w.objs = append(w.objs, driver.Attributes{Name: name, Size: st.size, ModTime: st.mtime})
 	return nil
 }
 
 // readChildren returns the entries of dir that are part of the encoding,
-// sorted by key. A missing directory has none. With cached set, it may return
-// a snapshot of a large directory from an earlier call (see dirCache).
-func (d *Driver) readChildren(dir string, inCont, cached bool) ([]child, error) {
+// sorted by key. With cached set, it may return a snapshot of a large
+// directory from an earlier call (see dirCache).
+func (d *Driver) readChildren(dir *dir, inCont, cached bool) ([]child, error) {
 	before := time.Now()
-	fi, err := os.Lstat(dir)
+	st, err := dir.stat()
 	if err != nil {
-		if isNotExist(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, nil
-	}
 	if cached {
-		if children, ok := d.snaps.get(dir, fi); ok {
+		if children, ok := d.snaps.get(dir.path, st); ok {
 			return children, nil
 		}
 	}
-	f, err := os.Open(dir)
+	names, err := dir.names()
 	if err != nil {
-		if isNotExist(err) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		if isNotExist(err) {
+		if isMissing(err) {
 			return nil, nil // removed while read
 		}
 		return nil, err
@@ -245,7 +249,7 @@ func (d *Driver) readChildren(dir string, inCont, cached bool) ([]child, error) 
 		}
 	}
 	slices.SortFunc(children, func(a, b child) int { return strings.Compare(a.key, b.key) })
-	d.snaps.put(dir, fi, before, children)
+	d.snaps.put(dir.path, st, before, children)
 	return children, nil
 }
 
@@ -283,12 +287,12 @@ type dirSnap struct {
 	children []child
 }
 
-func (c *dirCache) get(dir string, fi fs.FileInfo) ([]child, bool) {
+func (c *dirCache) get(dir string, st fileStat) ([]child, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.snaps {
 		if s.dir == dir {
-			if s.ino == inode(fi) && s.size == fi.Size() && s.mtime.Equal(fi.ModTime()) {
+			if s.ino == st.ino && s.size == st.size && s.mtime.Equal(st.mtime) {
 				s.used = time.Now()
 				return s.children, true
 			}
@@ -298,14 +302,14 @@ func (c *dirCache) get(dir string, fi fs.FileInfo) ([]child, bool) {
 	return nil, false
 }
 
-// put keeps children, read from dir after fi was taken at time before, if
+// put keeps children, read from dir after st was taken at time before, if
 // the snapshot is large and trustworthy.
-func (c *dirCache) put(dir string, fi fs.FileInfo, before time.Time, children []child) {
+func (c *dirCache) put(dir string, st fileStat, before time.Time, children []child) {
 	age := snapFineAge
-	if fi.ModTime().Nanosecond() == 0 {
+	if st.mtime.Nanosecond() == 0 {
 		age = snapCoarseAge
 	}
-	if len(children) < snapMinEntries || before.Sub(fi.ModTime()) <= age {
+	if len(children) < snapMinEntries || before.Sub(st.mtime) <= age {
 		return
 	}
 	now := time.Now()
@@ -323,7 +327,7 @@ func (c *dirCache) put(dir string, fi fs.FileInfo, before time.Time, children []
 		}
 		c.snaps = slices.Delete(c.snaps, oldest, oldest+1)
 	}
-	c.snaps = append(c.snaps, &dirSnap{dir: dir, ino: inode(fi), size: fi.Size(), mtime: fi.ModTime(), used: now, children: children})
+	c.snaps = append(c.snaps, &dirSnap{dir: dir, ino: st.ino, size: st.size, mtime: st.mtime, used: now, children: children})
 }
 
 // clear drops every snapshot.

@@ -2,10 +2,7 @@
 
 package file
 
-import (
-	"io/fs"
-	"os"
-)
+import "os"
 
 // crossProcessLocks says whether stripe locks also exclude other processes.
 // Without flock(2) they exclude only goroutines of this process.
@@ -14,7 +11,5 @@ const crossProcessLocks = false
 func tryLock(f *os.File) (bool, error) { return true, nil }
 
 func unlock(f *os.File) error { return nil }
-
-func inode(fi fs.FileInfo) uint64 { return 0 }
 
 func noHardLinks(err error) bool { return false }

@@ -4,7 +4,6 @@ package file
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"syscall"
 )
@@ -41,14 +40,6 @@ func unlock(f *os.File) error {
 		}
 		return nil
 	}
-}
-
-// inode returns the inode number of fi, or 0 when unknown.
-func inode(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Ino)
-	}
-	return 0
 }
 
 // noHardLinks reports whether err from link(2) means the file system does

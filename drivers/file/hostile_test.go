@@ -1,0 +1,460 @@
+//go:build unix
+
+package file_test
+
+// Hostile stores: whoever can write into the store's directory plants
+// symbolic links, named pipes and sparse files where the driver keeps
+// objects, directories and locks. Whatever is planted, nothing outside the
+// store is ever read, written, created or deleted, no call blocks on a
+// special file, and no read allocates by what a file claims. Each test
+// plants one attack, then runs every cache and driver operation on it,
+// planting afresh before each, and checks after each that the tree outside
+// the store is byte for byte what it was.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/drivers/file"
+)
+
+// secret is the value of the entries planted outside the store: a read
+// that returns it read outside the store.
+const secret = "outside secret"
+
+// treeState describes every file, directory and link under root, without
+// following links: path -> type, permissions and content (or link target).
+func treeState(t *testing.T, root string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			m[rel] = fmt.Sprintf("file %v %x", fi.Mode(), sha256.Sum256(b))
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			m[rel] = "symlink -> " + target
+		default:
+			m[rel] = fi.Mode().String()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking %s: %v", root, err)
+	}
+	return m
+}
+
+// scene is a store and, beside it, a tree that must never change.
+type scene struct {
+	t      *testing.T
+	store  string
+	out    string
+	loc    string // the cache's location
+	plant  func() // makes the attack; run before every operation
+	before map[string]string
+	// unblock, when set, gives every operation a 2-second deadline that
+	// must never be hit, and releases an operation still blocked then.
+	unblock func()
+}
+
+func newScene(t *testing.T, loc string) *scene {
+	return &scene{t: t, store: t.TempDir(), out: t.TempDir(), loc: loc}
+}
+
+// cache returns a cache at s.loc over a new driver on the store.
+func (s *scene) cache(opts ...cache.Option) (*cache.Cache, *file.Driver) {
+	s.t.Helper()
+	d, err := file.New(s.store)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := cache.New(d, append([]cache.Option{cache.WithLocation(s.loc)}, opts...)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c, d
+}
+
+// seal records the outside tree after the first planting.
+func (s *scene) seal() {
+	s.t.Helper()
+	s.plant()
+	s.before = treeState(s.t, s.out)
+}
+
+// checkOutside reports every change of the outside tree since seal.
+func (s *scene) checkOutside(what string) {
+	s.t.Helper()
+	after := treeState(s.t, s.out)
+	for p, b := range s.before {
+		if a, ok := after[p]; !ok {
+			s.t.Errorf("%s deleted %s outside the store", what, p)
+		} else if a != b {
+			s.t.Errorf("%s changed %s outside the store: %s, was %s", what, p, a, b)
+		}
+	}
+	for p := range after {
+		if _, ok := s.before[p]; !ok {
+			s.t.Errorf("%s created %s outside the store", what, p)
+		}
+	}
+	s.before = after // report each change once
+}
+
+// op is one operation on a planted store; it returns what went wrong, or "".
+type op struct {
+	name string
+	run  func(ctx context.Context) string
+}
+
+// runOps plants, runs and checks each operation in turn.
+func (s *scene) runOps(attack string, ops []op) {
+	s.t.Helper()
+	for _, o := range ops {
+		s.plant()
+		if bad := s.watch(o); bad != "" {
+			s.t.Errorf("%s, %s: %s", attack, o.name, bad)
+		}
+		s.checkOutside(attack + ", " + o.name)
+	}
+}
+
+// watch runs o, under a deadline when s.unblock is set.
+func (s *scene) watch(o op) string {
+	ctx := s.t.Context()
+	if s.unblock == nil {
+		return o.run(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	done := make(chan string, 1)
+	go func() { done <- o.run(ctx) }()
+	select {
+	case bad := <-done:
+		return bad
+	case <-ctx.Done():
+		s.unblock()
+		return fmt.Sprintf("still blocked when its 2-second deadline passed (then: %s)", <-done)
+	}
+}
+
+// isSecret reports whether a read returned bytes from outside the store.
+func isSecret(b []byte) bool { return bytes.Contains(b, []byte(secret)) }
+
+// plantEntriesOutside writes keys through a cache, so the store holds real
+// entries with the value secret, and returns each key's object file.
+func (s *scene) plantEntriesOutside(keys ...string) map[string]string {
+	s.t.Helper()
+	c, d := s.cache()
+	files := map[string]string{}
+	for _, k := range keys {
+		if err := c.Set(s.t.Context(), k, []byte(secret), cache.NoExpiry); err != nil {
+			s.t.Fatal(err)
+		}
+		files[k] = d.ObjectFile(c.ObjectName(k))
+	}
+	return files
+}
+
+// moveOut replaces the store's directory rel by a symbolic link to dst
+// outside the store, moving its content there (once).
+func (s *scene) moveOut(rel, dst string) func() {
+	src := filepath.Join(s.store, filepath.FromSlash(rel))
+	if err := os.Rename(src, dst); err != nil {
+		s.t.Fatal(err)
+	}
+	return func() {
+		if fi, err := os.Lstat(src); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return
+		}
+		if err := os.RemoveAll(src); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.Symlink(dst, src); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+func errIs(what string, err, want error) string {
+	if !errors.Is(err, want) {
+		return fmt.Sprintf("%s: %v, want %v", what, err, want)
+	}
+	return ""
+}
+
+func noErr(what string, err error) string {
+	if err != nil {
+		return fmt.Sprintf("%s: %v", what, err)
+	}
+	return ""
+}
+
+// refusedWrite checks that a write through a link or special file failed
+// with an error that says why.
+func refusedWrite(what string, err error) string {
+	if err == nil || !strings.Contains(err.Error(), "file: ") || !strings.Contains(err.Error(), "refused") {
+		return fmt.Sprintf("%s: %v, want an error saying what the driver refused", what, err)
+	}
+	return ""
+}
+
+// readOps are the reads of name (key's object through cache c's location),
+// which must all see no object.
+func (s *scene) readOps(key string) []op {
+	c, d := s.cache()
+	name := c.ObjectName(key)
+	return []op{
+		{"driver Read", func(ctx context.Context) string {
+			b, _, err := d.Read(ctx, name, 0, -1)
+			if isSecret(b) {
+				return "read the entry outside the store"
+			}
+			return errIs("Read", err, driver.ErrNotFound)
+		}},
+		{"driver ranged Read", func(ctx context.Context) string {
+			b, _, err := d.Read(ctx, name, 3, 100)
+			if len(b) > 0 {
+				return fmt.Sprintf("read %q", b)
+			}
+			return errIs("Read", err, driver.ErrNotFound)
+		}},
+		{"driver Replace", func(ctx context.Context) string {
+			return errIs("Replace", d.Replace(ctx, name, strings.NewReader("x"), "any", &driver.WriteOptions{}), driver.ErrNotFound)
+		}},
+		{"driver List", func(ctx context.Context) string {
+			for _, p := range []string{"", c.Location(), name} {
+				page, err := d.List(ctx, &driver.ListOptions{Prefix: p})
+				if err != nil {
+					return fmt.Sprintf("List(%q): %v", p, err)
+				}
+				for _, o := range page.Objects {
+					if o.Name == name {
+						return fmt.Sprintf("List(%q) listed %q, which is not an object of the store", p, name)
+					}
+				}
+			}
+			return ""
+		}},
+		{"cache Get", func(ctx context.Context) string {
+			v, err := c.Get(ctx, key)
+			if isSecret(v) {
+				return "returned the value stored outside the store"
+			}
+			return errIs("Get", err, cache.ErrMiss)
+		}},
+		{"cache Has", func(ctx context.Context) string {
+			if ok, err := c.Has(ctx, key); ok || err != nil {
+				return fmt.Sprintf("Has = %v, %v; want false, nil", ok, err)
+			}
+			return ""
+		}},
+		{"cache Touch", func(ctx context.Context) string {
+			if ok, err := c.Touch(ctx, key, cache.NoExpiry); ok || err != nil {
+				return fmt.Sprintf("Touch = %v, %v; want false, nil", ok, err)
+			}
+			return ""
+		}},
+		{"cache Incr", func(ctx context.Context) string {
+			_, err := c.Incr(ctx, key, 1)
+			return errIs("Incr", err, cache.ErrMiss)
+		}},
+		{"cache Len", func(ctx context.Context) string {
+			if n, err := c.Len(ctx); n != 0 || err != nil {
+				return fmt.Sprintf("Len = %d, %v; want 0, nil", n, err)
+			}
+			return ""
+		}},
+		{"cache Cull", func(ctx context.Context) string {
+			_, err := c.Cull(ctx)
+			return noErr("Cull", err)
+		}},
+		{"cache Clear", func(ctx context.Context) string { return noErr("Clear", c.Clear(ctx)) }},
+		{"cache Delete", func(ctx context.Context) string {
+			if ok, err := c.Delete(ctx, key); ok || err != nil {
+				return fmt.Sprintf("Delete = %v, %v; want false, nil", ok, err)
+			}
+			return ""
+		}},
+		{"driver Delete", func(ctx context.Context) string { return noErr("Delete", d.Delete(ctx, name)) }},
+		{"driver DeleteBatch", func(ctx context.Context) string {
+			return noErr("DeleteBatch", d.DeleteBatch(ctx, []string{name}))
+		}},
+	}
+}
+
+// TestHostileObjectSymlink: a symbolic link at an entry's object file, to
+// an entry outside the store and to a path that does not exist.
+func TestHostileObjectSymlink(t *testing.T) {
+	s := newScene(t, "cache")
+	file := s.plantEntriesOutside("k")["k"]
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outFile := filepath.Join(s.out, "entry")
+	if err := os.WriteFile(outFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{outFile, filepath.Join(s.out, "absent")} {
+		s.plant = func() {
+			os.Remove(file)
+			os.MkdirAll(filepath.Dir(file), 0o700)
+			if err := os.Symlink(target, file); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.seal()
+		attack := "symlink to " + filepath.Base(target)
+		s.runOps(attack, s.readOps("k"))
+		s.runOps(attack, s.replaceOps("k", file))
+	}
+}
+
+// replaceOps are the writes and deletes of key, whose object file is
+// something planted: they replace or remove it, never what it points to.
+func (s *scene) replaceOps(key, file string) []op {
+	c, d := s.cache()
+	name := c.ObjectName(key)
+	isFile := func(what string) string {
+		if fi, err := os.Lstat(file); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Sprintf("%s left %v at the object's path (%v), want a regular file", what, fi.Mode(), err)
+		}
+		return ""
+	}
+	return []op{
+		{"driver Write", func(ctx context.Context) string {
+			if bad := noErr("Write", d.Write(ctx, name, strings.NewReader("new"), &driver.WriteOptions{})); bad != "" {
+				return bad
+			}
+			return isFile("Write")
+		}},
+		{"driver Write IfAbsent", func(ctx context.Context) string {
+			// What is planted is not an object: the create succeeds.
+			if bad := noErr("Write", d.Write(ctx, name, strings.NewReader("new"), &driver.WriteOptions{IfAbsent: true})); bad != "" {
+				return bad
+			}
+			return isFile("Write IfAbsent")
+		}},
+		{"cache Set", func(ctx context.Context) string {
+			if err := c.Set(ctx, key, []byte("fresh"), cache.NoExpiry); err != nil {
+				return fmt.Sprintf("Set: %v", err)
+			}
+			if v, err := c.Get(ctx, key); string(v) != "fresh" || err != nil {
+				return fmt.Sprintf("Get after Set = %q, %v", v, err)
+			}
+			return isFile("Set")
+		}},
+		{"cache Add", func(ctx context.Context) string {
+			if ok, err := c.Add(ctx, key, []byte("added"), cache.NoExpiry); !ok || err != nil {
+				return fmt.Sprintf("Add = %v, %v; want true, nil", ok, err)
+			}
+			return isFile("Add")
+		}},
+		{"driver Delete removes what is planted", func(ctx context.Context) string {
+			if err := d.Delete(ctx, name); err != nil {
+				return fmt.Sprintf("Delete: %v", err)
+			}
+			if _, err := os.Lstat(file); !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Sprintf("still there after Delete (%v)", err)
+			}
+			return ""
+		}},
+	}
+}
+
+// dirAttack runs every operation on a store whose directory on the way to
+// the entries of key (under s.loc) leads outside the store.
+func (s *scene) dirAttack(attack, key string) {
+	s.t.Helper()
+	s.runOps(attack, s.readOps(key))
+	c, d := s.cache()
+	name := c.ObjectName(key)
+	s.runOps(attack, []op{
+		{"driver Write", func(ctx context.Context) string {
+			return refusedWrite("Write", d.Write(ctx, name, strings.NewReader("x"), &driver.WriteOptions{}))
+		}},
+		{"driver Write IfAbsent", func(ctx context.Context) string {
+			return refusedWrite("Write", d.Write(ctx, name, strings.NewReader("x"), &driver.WriteOptions{IfAbsent: true}))
+		}},
+		{"driver Write of a new name", func(ctx context.Context) string {
+			return refusedWrite("Write", d.Write(ctx, c.Location()+"new/deeper", strings.NewReader("x"), &driver.WriteOptions{}))
+		}},
+		{"cache Set", func(ctx context.Context) string {
+			return refusedWrite("Set", c.Set(ctx, key, []byte("x"), cache.NoExpiry))
+		}},
+		{"cache Add", func(ctx context.Context) string {
+			_, err := c.Add(ctx, "other key", []byte("x"), cache.NoExpiry)
+			return refusedWrite("Add", err)
+		}},
+		{"cache SetMany", func(ctx context.Context) string {
+			return refusedWrite("SetMany", c.SetMany(ctx, map[string][]byte{key: []byte("x"), "k9": []byte("y")}, cache.NoExpiry))
+		}},
+		{"cache DeleteMany", func(ctx context.Context) string {
+			return noErr("DeleteMany", c.DeleteMany(ctx, []string{key, "k9"}))
+		}},
+	})
+}
+
+// TestHostileLocationSymlink: the location's directory is a symbolic link
+// to a directory outside the store holding entries of the same keys.
+func TestHostileLocationSymlink(t *testing.T) {
+	s := newScene(t, "cache")
+	files := s.plantEntriesOutside("k1", "k2", "k3")
+	rel, _ := filepath.Rel(s.store, filepath.Dir(files["k1"]))
+	s.plant = s.moveOut(rel, filepath.Join(s.out, "loc"))
+	s.seal()
+	s.dirAttack("location symlink", "k1")
+	if fi, err := os.Lstat(filepath.Join(s.store, rel)); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the planted link was replaced or removed: %v, %v", fi, err)
+	}
+}
+
+// TestHostileDeepSymlink: a directory in the middle of the entries' path
+// ("deep" of location "cache/deep/er") is a symbolic link.
+func TestHostileDeepSymlink(t *testing.T) {
+	s := newScene(t, "cache/deep/er")
+	files := s.plantEntriesOutside("k1", "k2")
+	rel, _ := filepath.Rel(s.store, filepath.Dir(filepath.Dir(files["k1"])))
+	s.plant = s.moveOut(rel, filepath.Join(s.out, "deep"))
+	s.seal()
+	s.dirAttack("intermediate symlink", "k1")
+	// Listing from above never descends into the link either.
+	s.loc = "cache"
+	s.runOps("intermediate symlink", s.readOps("k1"))
+	_, d := s.cache()
+	for _, p := range []string{"", "cache/", "cache/deep/", "cache/deep/er/", "cache/deep/er/0"} {
+		page, err := d.List(t.Context(), &driver.ListOptions{Prefix: p})
+		if err != nil || len(page.Objects) > 0 {
+			t.Errorf("List(%q) through an intermediate symlink = %v, %v; want nothing", p, page, err)
+		}
+	}
+}
