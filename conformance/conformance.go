@@ -31,9 +31,11 @@
 // that prefix (which the case must neither list nor touch). A single case can
 // be selected with, for example, go test -run 'TestConformance/Driver/Pagination'.
 //
-// Cases for optional capabilities ([driver.Replacer], [driver.BatchDeleter])
-// and cross-process cases (which need a [ProcessHarness]) skip with a message
-// when the driver or harness lacks them.
+// Cases for optional capabilities ([driver.Replacer], [driver.BatchDeleter]),
+// cross-process cases (which need a [ProcessHarness]) and hostile-store cases
+// (symbolic links, named pipes and sparse files planted behind the driver's
+// back, which need a [HostileStore]) skip with a message when the driver or
+// harness lacks them.
 //
 // Cross-process cases re-execute the running test binary, selecting the test
 // that called Run with -test.run. In that child process Run recognises the
@@ -91,7 +93,9 @@ type StoreLimits interface {
 }
 
 // Run runs the whole conformance suite against the stores maker makes: the
-// driver section ([RunDriver]) and the cache section ([RunCache]). It is the
+// driver section ([RunDriver]), the cache section ([RunCache]) and the
+// hostile-store section ([RunHostile], whose cases skip unless the harness
+// implements [HostileStore]). It is the
 // one call a driver's test makes. In a child process started by a
 // cross-process case it performs the child's operation instead.
 func Run(t *testing.T, maker HarnessMaker) {

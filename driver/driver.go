@@ -110,6 +110,23 @@ type ListPage struct {
 // errors.Is(err, ErrNotFound) and errors.Is(err, ErrPreconditionFailed). A
 // cancelled context makes the call return an error satisfying
 // errors.Is(err, ctx.Err()) promptly, where the store allows.
+//
+// A driver whose store others can write to behind its back (a directory on
+// disk) never follows a symbolic link in any component of an object's path
+// or of its own internal files (locks, temporary files): nothing outside the
+// store is ever read, written, created or deleted, whatever is planted in it.
+// Only what the driver could have written is an object: a symbolic link,
+// named pipe, socket, device or directory at an object's path, or a link or
+// non-directory on the way to it, is no object. Read returns ErrNotFound
+// without blocking, List skips it, Delete removes at most the entry itself
+// (never what a link points to), and Write and Replace replace the entry
+// itself or fail with an error that says why, never writing through it.
+//
+// Read never sizes an allocation by what the store claims beyond the length
+// asked for: a read with length >= 0 allocates at most min(size - offset,
+// length) bytes, and a read with a negative length allocates as bytes
+// arrive, not by a claimed size the store does not back. (The cache reads
+// whole entries with a length: its max value size plus framing.)
 type Driver interface {
 	// Read returns length bytes of the object starting at offset, or all bytes
 	// from offset when length is negative, with the object's attributes. A
