@@ -18,6 +18,7 @@ import (
 	"github.com/blobcache/blobcache/drivers/file"
 	"github.com/blobcache/blobcache/drivers/mem"
 	"github.com/blobcache/blobcache/drivers/s3"
+	"github.com/blobcache/blobcache/internal/query"
 )
 
 // Open opens a cache from a URL. The scheme picks the driver:
@@ -134,10 +135,7 @@ type param struct {
 
 // describe names p for an error.
 func (p param) describe() string {
-	if p.after != "" {
-		return "the cache URL parameter after " + p.after
-	}
-	return "cache URL parameter " + strconv.Quote(p.name)
+	return query.Param{Name: p.name, After: p.after}.Describe("cache URL parameter")
 }
 
 // isSecretParam reports whether a parameter's value is a secret.
@@ -146,50 +144,15 @@ func isSecretParam(name string) bool {
 }
 
 // parseQuery splits a raw query into its pairs, in order, refusing every
-// pair url.ParseQuery would drop or make up: a ';' (Go's parser drops the
-// pair), a bad %-escape (dropped too), an empty name, a name without "=" and
-// a value, and an empty value. Empty segments ("a=1&&b=2") hold nothing and
-// are skipped. No message shows a value.
+// pair url.ParseQuery would drop or make up (see query.Parse).
 func parseQuery(raw string) ([]param, error) {
-	var out []param
-	after := ""
-	for seg := range strings.SplitSeq(raw, "&") {
-		if seg == "" {
-			continue
-		}
-		rawName, rawValue, hasValue := strings.Cut(seg, "=")
-		name, nerr := url.QueryUnescape(rawName)
-		p := param{name: name, after: after}
-		if nerr != nil {
-			p.name = rawName
-		}
-		hint := ""
-		if after != "" {
-			hint = " (if the " + after + " value holds '&', write it as %26)"
-		}
-		switch {
-		case strings.Contains(seg, ";"):
-			return nil, fmt.Errorf("%w: %s is malformed: ';' does not separate parameters: use '&', and write ';' in a value as %%3B%s", ErrInvalidOption, p.describe(), hint)
-		case nerr != nil:
-			return nil, fmt.Errorf("%w: %s is malformed: bad %%-escape in the name (write '%%' as %%25)%s", ErrInvalidOption, p.describe(), hint)
-		case name == "":
-			return nil, fmt.Errorf("%w: a cache URL parameter has no name (\"=...\")%s", ErrInvalidOption, hint)
-		case !hasValue:
-			return nil, fmt.Errorf("%w: %s: no value (write name=value)%s", ErrInvalidOption, p.describe(), hint)
-		}
-		value, verr := url.QueryUnescape(rawValue)
-		switch {
-		case verr != nil:
-			return nil, fmt.Errorf("%w: %s is malformed: bad %%-escape in the value (write '%%' as %%25)", ErrInvalidOption, p.describe())
-		case value == "":
-			return nil, fmt.Errorf("%w: %s: empty value (leave the parameter out for its default)", ErrInvalidOption, p.describe())
-		}
-		p.value = value
-		out = append(out, p)
-		after = ""
-		if isSecretParam(name) {
-			after = strings.ToLower(name)
-		}
+	qs, err := query.Parse(raw, "cache URL parameter", isSecretParam)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
+	}
+	out := make([]param, len(qs))
+	for i, q := range qs {
+		out[i] = param{name: q.Name, value: q.Value, after: q.After}
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/internal/query"
 )
 
 // DefaultRegion is the region used when neither Options.Region nor the AWS
@@ -460,57 +461,20 @@ type param struct {
 // describe names p for an error: by its name, or, right after a secret, by
 // its place (its name may be the secret's tail).
 func (p param) describe() string {
-	if p.after != "" {
-		return "the parameter after " + p.after
-	}
-	return "URL parameter " + strconv.Quote(p.name)
+	return query.Param{Name: p.name, After: p.after}.Describe("URL parameter")
 }
 
 // parseQuery splits a URL's raw query into its name=value pairs, in order,
-// and refuses every pair url.ParseQuery would drop or make up: a ';', a bad
-// %-escape, an empty name, a name without '=' and a value, and an empty
-// value (a parameter is left out for its default). Empty segments ("a=1&&b=2")
-// hold nothing and are skipped. No message shows a value.
+// and refuses every pair url.ParseQuery would drop or make up (see
+// query.Parse).
 func parseQuery(raw string) ([]param, error) {
-	var out []param
-	after := ""
-	for seg := range strings.SplitSeq(raw, "&") {
-		if seg == "" {
-			continue
-		}
-		rawName, rawValue, hasValue := strings.Cut(seg, "=")
-		name, nerr := url.QueryUnescape(rawName)
-		p := param{name: name, after: after}
-		if nerr != nil {
-			p.name = rawName
-		}
-		hint := ""
-		if after != "" {
-			hint = " (if the " + after + " value holds '&', write it as %26)"
-		}
-		switch {
-		case strings.Contains(seg, ";"):
-			return nil, invalid("%s is malformed: ';' does not separate parameters: use '&', and write ';' in a value as %%3B%s", p.describe(), hint)
-		case nerr != nil:
-			return nil, invalid("%s is malformed: bad %%-escape in the name (write '%%' as %%25)%s", p.describe(), hint)
-		case name == "":
-			return nil, invalid("a URL parameter has no name (\"=...\")%s", hint)
-		case !hasValue:
-			return nil, invalid("%s: no value (write name=value)%s", p.describe(), hint)
-		}
-		value, verr := url.QueryUnescape(rawValue)
-		switch {
-		case verr != nil:
-			return nil, invalid("%s is malformed: bad %%-escape in the value (write '%%' as %%25)", p.describe())
-		case value == "":
-			return nil, invalid("%s: empty value (leave the parameter out for its default)", p.describe())
-		}
-		p.value = value
-		out = append(out, p)
-		after = ""
-		if IsSecretOption(name) {
-			after = strings.ToLower(name)
-		}
+	qs, err := query.Parse(raw, "URL parameter", IsSecretOption)
+	if err != nil {
+		return nil, &optionError{msg: err.Error()}
+	}
+	out := make([]param, len(qs))
+	for i, q := range qs {
+		out[i] = param{name: q.Name, value: q.Value, after: q.After}
 	}
 	return out, nil
 }
