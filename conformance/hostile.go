@@ -261,6 +261,7 @@ type boundedReads struct {
 	caught chan string
 }
 
+// Read implements driver.Driver, recording a whole read (negative length).
 func (b boundedReads) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
 	if length < 0 || length > b.max {
 		select {

@@ -95,10 +95,12 @@ type refusedError struct {
 	err  error  // the system's error, when there was one
 }
 
+// Error implements error.
 func (e *refusedError) Error() string {
 	return fmt.Sprintf("%s is %s, not %s: refused (the driver never follows a symbolic link nor opens a special file)", e.path, e.what, e.want)
 }
 
+// Unwrap returns the system error behind the refusal.
 func (e *refusedError) Unwrap() error { return e.err }
 
 // isRefused reports whether err is, or wraps, a *refusedError.

@@ -39,6 +39,7 @@ type optionError struct {
 	err error // an *driver.UnknownOptionError, or nil
 }
 
+// Error implements error; Unwrap gives the cause, and Is matches ErrInvalidOption.
 func (e *optionError) Error() string        { return "s3: " + e.msg }
 func (e *optionError) Unwrap() error        { return e.err }
 func (e *optionError) Is(target error) bool { return target == ErrInvalidOption }
