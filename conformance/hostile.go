@@ -261,7 +261,8 @@ type boundedReads struct {
 	caught chan string
 }
 
-// Read implements driver.Driver, recording a whole read (negative length).
+// Read implements driver.Driver: it refuses and records a read of the whole
+// object or of more than max bytes, and passes the others on.
 func (b boundedReads) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
 	if length < 0 || length > b.max {
 		select {
