@@ -39,9 +39,13 @@ type optionError struct {
 	err error // an *driver.UnknownOptionError, or nil
 }
 
-// Error implements error; Unwrap gives the cause, and Is matches ErrInvalidOption.
-func (e *optionError) Error() string        { return "s3: " + e.msg }
-func (e *optionError) Unwrap() error        { return e.err }
+// Error implements error.
+func (e *optionError) Error() string { return "s3: " + e.msg }
+
+// Unwrap returns the cause, if any (an *driver.UnknownOptionError).
+func (e *optionError) Unwrap() error { return e.err }
+
+// Is reports whether target is ErrInvalidOption, the kind of every option error.
 func (e *optionError) Is(target error) bool { return target == ErrInvalidOption }
 
 func invalid(format string, args ...any) error {
