@@ -235,9 +235,13 @@ func OpenURL(ctx context.Context, u *url.URL) (*Driver, error) {
 		return nil, fmt.Errorf("file: URL must not have user information")
 	case u.Host != "" && u.Host != "localhost":
 		return nil, fmt.Errorf("file: URL host %q is not empty or \"localhost\"", u.Host)
-	case u.Fragment != "":
-		return nil, fmt.Errorf("file: URL must not have a fragment (#%s)", u.Fragment)
+	case u.Fragment != "" || u.RawFragment != "":
+		// Not echoed: a '#' in a secret of another parameter ends the
+		// query, and the rest of the secret is the fragment.
+		return nil, fmt.Errorf("file: URL must not have a fragment ('#' ends the query; write it as %%23)")
 	}
+	// ParseQuery reports (rather than drops) a ';' or a bad escape; any
+	// parameter at all is refused below, so nothing is ever lost.
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("file: URL query: %w", err)

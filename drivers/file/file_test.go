@@ -180,7 +180,9 @@ func TestOpenURL(t *testing.T) {
 		"file://":                            "no directory",
 		"s3://bucket":                        "scheme",
 		"file://user@" + dir:                 "user",
-		"file://" + dir + "#frag":            "fragment",
+		"file://" + dir + "#S3CR3T":          "fragment",
+		"file://" + dir + "?x=1;y=2":         "semicolon",
+		"file://" + dir + "?x=%zz":           "escape",
 		"file://localhost/relative/../../..": "",
 	} {
 		u, err := url.Parse(raw)
@@ -200,6 +202,8 @@ func TestOpenURL(t *testing.T) {
 			t.Errorf("OpenURL(%q) succeeded, want an error mentioning %s", raw, want)
 		} else if !strings.Contains(err.Error(), want) {
 			t.Errorf("OpenURL(%q) = %v, want an error mentioning %s", raw, err, want)
+		} else if strings.Contains(err.Error(), "S3CR3T") {
+			t.Errorf("OpenURL(%q) = %v: the fragment (which may be a secret's tail) is shown", raw, err)
 		}
 	}
 }
