@@ -525,3 +525,39 @@ func TestSetManyConcurrency(t *testing.T) {
 		t.Errorf("Len = %d, %v; want 100", n, err)
 	}
 }
+
+// hidingDriver lists nothing, as MinIO lists nothing under a location that
+// an object named like it hides.
+type hidingDriver struct{ driver.Driver }
+
+func (hidingDriver) List(context.Context, *driver.ListOptions) (*driver.ListPage, error) {
+	return &driver.ListPage{}, nil
+}
+
+// On a store that hides the entries, Clear and Len say so, and writes do
+// not list on every Set: the hidden listing counts as an empty one, so the
+// cache lists again only when its own writes could have filled it anew.
+func TestHiddenEntriesListNotOnEveryWrite(t *testing.T) {
+	ctx := t.Context()
+	c, cd := newCounted(t, hidingDriver{mem.New()}, cache.WithLocation("loc"), cache.WithMaxEntries(10))
+	for i := range 100 {
+		must(t, c.Set(ctx, fmt.Sprint(i), []byte("v"), cache.DefaultTTL))
+	}
+	// The first write lists; after that, at most one listing per 10 own new
+	// entries (the limit), never one per write.
+	if n := cd.lists.Load(); n < 2 || n > 12 {
+		t.Errorf("100 Sets on a hiding store made %d LISTs, want 2 to 12 (one per max_entries writes)", n)
+	}
+	if got := c.Stats().Errors; got < 1 {
+		t.Errorf("Stats().Errors = %d, want the hidden listings counted", got)
+	}
+	if _, err := c.Len(ctx); !errors.Is(err, cache.ErrHiddenEntries) {
+		t.Errorf("Len = %v, want ErrHiddenEntries", err)
+	}
+	if err := c.Clear(ctx); !errors.Is(err, cache.ErrHiddenEntries) {
+		t.Errorf("Clear = %v, want ErrHiddenEntries", err)
+	}
+	if v, err := c.Get(ctx, "99"); err != nil || string(v) != "v" {
+		t.Errorf("Get after the refused Clear = %q, %v; want the entry kept", v, err)
+	}
+}

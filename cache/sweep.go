@@ -77,7 +77,7 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 		listErr = c.checkHidden(ctx, probe, len(listed))
 	}
 	if listErr != nil {
-		c.counter.abortListing()
+		c.endFailedListing(listErr)
 		return 0, listErr
 	}
 	c.counter.endListing(listed, listed)
@@ -141,6 +141,19 @@ func (c *Cache) cullIfFull(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// endFailedListing ends a listing that failed with err. A store that hides
+// the entries answered, with nothing: the counter takes that answer, so that
+// writes list again only when they could have filled the cache anew, not on
+// every write (each would pay a LIST, a header read and a warning). Any other
+// failure leaves the counter as it was, to list again on the next write.
+func (c *Cache) endFailedListing(err error) {
+	if errors.Is(err, ErrHiddenEntries) {
+		c.counter.endListing(nil, nil)
+		return
+	}
+	c.counter.abortListing()
 }
 
 // checkHidden runs after every listing of the location, which found listed
@@ -208,7 +221,7 @@ func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (
 		err = c.checkHidden(ctx, probe, len(entries))
 	}
 	if err != nil {
-		c.counter.abortListing()
+		c.endFailedListing(err)
 		return 0, nil, err
 	}
 	victims := choose(entries)
