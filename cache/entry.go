@@ -410,13 +410,11 @@ func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *s
 		h.flags |= flagSigned
 	}
 	if !compress {
+		e.head = appendHeader(e.headBuf[:0], h) // the MAC field still zero
 		if keys != nil {
-			var base [baseHeaderLen]byte
-			appendHeader(base[:0], header{flags: h.flags &^ flagSigned, expiry: h.expiry})
-			base[4], base[5], base[7] = signedVersion, h.flags, signedHeaderLen
-			h.mac = entryMAC(keys.keys[0], name, base[:], value)
+			mac := entryMAC(keys.keys[0], name, e.head[:baseHeaderLen], value)
+			copy(e.head[baseHeaderLen:], mac[:])
 		}
-		e.head = appendHeader(e.headBuf[:0], h)
 		return e, nil
 	}
 	e.gz = true
