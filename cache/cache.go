@@ -82,13 +82,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	if err := checkOptions(opts); err != nil {
 		return nil, err
 	}
-	s := defaultSettings()
-	for _, o := range opts {
-		if err := o(&s); err != nil {
-			return nil, err
-		}
-	}
-	prefix, err := cleanLocation(s.location)
+	s, prefix, err := applySettings(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	all := append(urlOpts, withDescription(describe(u, pairs)))
 	all = append(all, opts...)
 	// Every option is checked before the driver touches the store.
-	if err := checkSettings(all); err != nil {
+	if _, _, err := applySettings(all); err != nil {
 		return nil, err
 	}
 	d, err := openDriver(ctx, u, rest)
@@ -83,20 +83,6 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-// checkSettings applies opts to a throwaway settings value, as New does, and
-// returns the first error, so that a bad option fails before any driver is
-// opened.
-func checkSettings(opts []Option) error {
-	s := defaultSettings()
-	for _, o := range opts {
-		if err := o(&s); err != nil {
-			return err
-		}
-	}
-	_, err := cleanLocation(s.location)
-	return err
 }
 
 // parseURL parses a cache URL strictly: the URL itself, then every pair of

@@ -79,6 +79,21 @@ func defaultSettings() settings {
 	}
 }
 
+// applySettings applies opts to the defaults and returns the settings and
+// the location's listing prefix, or the first option's error. New uses it,
+// and Open before it opens the driver, so that a bad option fails before the
+// store is touched.
+func applySettings(opts []Option) (settings, string, error) {
+	s := defaultSettings()
+	for _, o := range opts {
+		if err := o(&s); err != nil {
+			return settings{}, "", err
+		}
+	}
+	prefix, err := cleanLocation(s.location)
+	return s, prefix, err
+}
+
 func optionError(name string, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidOption, name, fmt.Sprintf(format, args...))
 }
