@@ -20,16 +20,20 @@ type UnknownOptionError struct {
 // "max_entries"?)`.
 func (e *UnknownOptionError) Error() string {
 	msg := fmt.Sprintf("unknown option %q", e.Name)
-	if s := Suggest(e.Name, e.Known); s != "" {
+	if s := suggest(e.Name, e.Known); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return msg
 }
 
-// Suggest returns the name in known closest to name (compared without case),
+// Is reports whether target is [ErrInvalidOption]: an unknown option is an
+// invalid one.
+func (e *UnknownOptionError) Is(target error) bool { return target == ErrInvalidOption }
+
+// suggest returns the name in known closest to name (compared without case),
 // or "" when none is close: at most a third of the name's length in edits,
 // and at least one edit allowed.
-func Suggest(name string, known []string) string {
+func suggest(name string, known []string) string {
 	name = strings.ToLower(name)
 	best, bestDist := "", max(1, len(name)/3)+1
 	for _, k := range slices.Sorted(slices.Values(known)) {

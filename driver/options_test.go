@@ -1,10 +1,6 @@
-package driver_test
+package driver
 
-import (
-	"testing"
-
-	"github.com/blobcache/blobcache/driver"
-)
+import "testing"
 
 func TestSuggest(t *testing.T) {
 	known := []string{"max_entries", "cull_frequency", "location", "timeout", "secret_key", "access_key"}
@@ -19,18 +15,18 @@ func TestSuggest(t *testing.T) {
 		"banana":        "",
 		"":              "",
 	} {
-		if got := driver.Suggest(name, known); got != want {
-			t.Errorf("Suggest(%q) = %q, want %q", name, got, want)
+		if got := suggest(name, known); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
 
 func TestUnknownOptionErrorMessage(t *testing.T) {
-	e := &driver.UnknownOptionError{Name: "max_entires", Known: []string{"max_entries", "location"}}
+	e := &UnknownOptionError{Name: "max_entires", Known: []string{"max_entries", "location"}}
 	if got, want := e.Error(), `unknown option "max_entires" (did you mean "max_entries"?)`; got != want {
 		t.Errorf("Error() = %s, want %s", got, want)
 	}
-	e = &driver.UnknownOptionError{Name: "colour"}
+	e = &UnknownOptionError{Name: "colour"}
 	if got, want := e.Error(), `unknown option "colour"`; got != want {
 		t.Errorf("Error() = %s, want %s", got, want)
 	}
