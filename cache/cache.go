@@ -86,10 +86,9 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := d.(driver.NameValidator); ok && prefix != "" {
-		// A sample entry name: the store must keep the location as given.
-		if err := v.ValidateName(prefix + "0000000000000000000000000000000000000000"); err != nil {
-			return nil, fmt.Errorf("%w: location %q: the store cannot keep it as given: %w", ErrInvalidOption, s.location, err)
+	if v, ok := d.(driver.NameValidator); ok {
+		if err := checkLocation(v.ValidateName, s.location, prefix); err != nil {
+			return nil, err
 		}
 	}
 	if s.policy == nil {
@@ -126,6 +125,18 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	c.replacer, _ = d.(driver.Replacer)
 	c.batch, _ = d.(driver.BatchDeleter)
 	return c, nil
+}
+
+// checkLocation asks a driver's (or scheme's) name validator whether the
+// store keeps the location's entry names as given, with a sample one.
+func checkLocation(validate func(string) error, location, prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := validate(prefix + "0000000000000000000000000000000000000000"); err != nil {
+		return fmt.Errorf("%w: location %q: the store cannot keep it as given: %w", ErrInvalidOption, location, err)
+	}
+	return nil
 }
 
 // checkOptions refuses a nil Option, naming its position among opts.

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/blobcache/blobcache/driver"
 )
 
 // Config is one cache's settings in the shape of a Django CACHES entry, as
@@ -91,9 +93,6 @@ func (cs Configs) Format(f fmt.State, verb rune) { formatString(f, verb, cs.Stri
 // secret.
 func (cs Configs) LogValue() slog.Value { return slog.StringValue(cs.String()) }
 
-// secretOptions are the cache's option names whose values are secrets.
-var secretOptions = map[string]bool{"secret_key": true, "secret_access_key": true, "signing_key": true}
-
 // OpenConfig opens the cache cfg describes; opts are applied after it, as in
 // Open.
 func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Cache, error) {
@@ -107,13 +106,6 @@ func OpenConfig(ctx context.Context, cfg Config, opts ...Option) (*Cache, error)
 // configNames are a Config's own top-level names, which are not options.
 var configNames = map[string]bool{"backend": true, "url": true, "location": true, "options": true, "key_function": true}
 
-// configEntry is one option of a Config, as a URL parameter.
-type configEntry struct {
-	label string // where it was given, for errors: "LOCATION", "OPTIONS.max_entries", "url's location"
-	name  string // as written
-	value string
-}
-
 // URL returns the cache URL equivalent to cfg, for Open, or an error
 // wrapping ErrInvalidOption that names the first entry that cannot be
 // honoured (see Config). The URL contains the secrets cfg contains.
@@ -122,7 +114,7 @@ func (cfg Config) URL() (string, error) {
 		backend  string
 		base     *url.URL
 		location string
-		entries  []configEntry
+		entries  []driver.ConfigOption
 	)
 	top := map[string]string{} // lower-case own name -> as written
 	add := func(label, name string, v any) error {
@@ -133,7 +125,7 @@ func (cfg Config) URL() (string, error) {
 		if lname := strings.ToLower(name); s == "" && lname != "key_prefix" && lname != "location" {
 			return fmt.Errorf("%w: %s: empty value (leave it out for its default)", ErrInvalidOption, label)
 		}
-		entries = append(entries, configEntry{label, name, s})
+		entries = append(entries, driver.ConfigOption{Label: label, Name: name, Value: s})
 		return nil
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg)) {
@@ -157,13 +149,13 @@ func (cfg Config) URL() (string, error) {
 			if !ok {
 				return "", fmt.Errorf("%w: url: want a string, got %T", ErrInvalidOption, v)
 			}
-			u, pairs, err := parseURL(s)
+			u, _, pairs, err := parseURL(s)
 			if err != nil {
 				return "", fmt.Errorf("url: %w", err)
 			}
 			base = u
 			for _, p := range pairs {
-				entries = append(entries, configEntry{"url's " + strconv.Quote(p.name), p.name, p.value})
+				entries = append(entries, driver.ConfigOption{Label: "url's " + strconv.Quote(p.name), Name: p.name, Value: p.value})
 			}
 		case "location":
 			s, ok := v.(string)
@@ -200,16 +192,16 @@ func (cfg Config) URL() (string, error) {
 	// One option, one entry: any spelling, any level.
 	seen := map[string]string{}
 	for _, e := range entries {
-		lname := strings.ToLower(e.name)
+		lname := strings.ToLower(e.Name)
 		if prev, dup := seen[lname]; dup {
-			return "", fmt.Errorf("%w: %s given twice (as %s and %s)", ErrInvalidOption, lname, prev, e.label)
+			return "", fmt.Errorf("%w: %s given twice (as %s and %s)", ErrInvalidOption, lname, prev, e.Label)
 		}
-		seen[lname] = e.label
+		seen[lname] = e.Label
 	}
 	var q []param
 	for _, e := range entries {
-		if e.value != "" { // "" only for location and key_prefix: the default
-			q = append(q, param{name: e.name, value: e.value})
+		if e.Value != "" { // "" only for location and key_prefix: the default
+			q = append(q, param{name: e.Name, value: e.Value})
 		}
 	}
 	u.RawQuery = encodeQuery(q)
@@ -225,67 +217,54 @@ func (cfg Config) URL() (string, error) {
 	return u.String(), nil
 }
 
-// configBase picks the store: from an explicit URL, or from the backend,
-// with location meaning what it means for that backend. Where location is
-// the folder, it joins entries (so that it conflicts with any other
-// location); for s3 the bucket is taken out of them.
-func configBase(backend string, base *url.URL, locName, location string, entries []configEntry) (*url.URL, []configEntry, error) {
-	folder := func() []configEntry {
-		if locName == "" {
-			return entries
-		}
-		return append(entries, configEntry{locName, "location", location})
+// configBase picks the store: from an explicit URL, or from the backend's
+// registered scheme (driver.Scheme.FromConfig), which says what location
+// means for it. Where location is the folder, it joins the entries (so
+// that it conflicts with any other location).
+func configBase(backend string, base *url.URL, locName, location string, entries []driver.ConfigOption) (*url.URL, []driver.ConfigOption, error) {
+	var loc *driver.ConfigOption
+	if locName != "" {
+		loc = &driver.ConfigOption{Label: locName, Name: "location", Value: location}
 	}
 	if base != nil {
 		if backend != "" {
 			return nil, nil, fmt.Errorf("%w: backend and url: give one", ErrInvalidOption)
 		}
-		return base, folder(), nil
+		if loc != nil {
+			entries = append(entries, *loc)
+		}
+		return base, entries, nil
 	}
-	b := strings.ToLower(backend)
-	switch {
-	case b == "":
-		return nil, nil, fmt.Errorf("%w: backend: missing (want s3, file, mem or a url)", ErrInvalidOption)
-	case b == "s3" || strings.HasPrefix(b, "s3cache."):
-		var bucket *configEntry
-		rest := entries[:0:0]
-		for _, e := range entries {
-			if ln := strings.ToLower(e.name); ln != "bucket_name" && ln != "storage_bucket_name" {
-				rest = append(rest, e)
-				continue
-			}
-			if bucket != nil {
-				return nil, nil, fmt.Errorf("%w: bucket_name given twice (as %s and %s)", ErrInvalidOption, bucket.label, e.label)
-			}
-			bucket = &e
-		}
-		if bucket == nil || bucket.value == "" {
-			return nil, nil, fmt.Errorf("%w: bucket_name: missing for the s3 backend", ErrInvalidOption)
-		}
-		if !isURLHost("s3", bucket.value) {
-			return nil, nil, fmt.Errorf("%w: bucket_name: %q is not a bucket name", ErrInvalidOption, bucket.value)
-		}
-		entries = rest
-		return &url.URL{Scheme: "s3", Host: bucket.value}, folder(), nil
-	case b == "file" || b == "filebased" || strings.HasSuffix(b, ".filebasedcache"):
-		if !strings.HasPrefix(location, "/") {
-			return nil, nil, fmt.Errorf("%w: location: the file backend needs the directory's absolute path, got %q", ErrInvalidOption, location)
-		}
-		return &url.URL{Scheme: "file", Path: location}, entries, nil
-	case b == "mem" || b == "memory" || b == "locmem" || strings.HasSuffix(b, ".locmemcache"):
-		if !isURLHost("mem", location) {
-			return nil, nil, fmt.Errorf("%w: location: %q cannot name a memory store (use letters, digits, '-', '_' and '.')", ErrInvalidOption, location)
-		}
-		return &url.URL{Scheme: "mem", Host: location}, entries, nil
+	if backend == "" {
+		return nil, nil, fmt.Errorf("%w: backend: missing (want a url or a registered backend: %s)", ErrInvalidOption, backendNames())
 	}
-	return nil, nil, fmt.Errorf("%w: backend: unknown backend %q (want s3, file, mem, or a url)", ErrInvalidOption, backend)
+	scheme, ok := driver.LookupBackend(backend)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: backend: unknown backend %q (want a url or a registered backend: %s; a driver registers its backends when its package is imported)", ErrInvalidOption, backend, backendNames())
+	}
+	u, rest, err := scheme.FromConfig(loc, entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u == nil {
+		return nil, nil, fmt.Errorf("cache: the %s driver's FromConfig returned no URL and no error", scheme.Name)
+	}
+	out := &url.URL{Scheme: scheme.Name, Host: u.Host, Path: u.Path}
+	return out, rest, nil
 }
 
-// isURLHost reports whether name survives as the host of a scheme:// URL,
-// as the s3 bucket and the memory store's name must.
-func isURLHost(scheme, name string) bool {
-	u, err := url.Parse((&url.URL{Scheme: scheme, Host: name}).String())
-	return err == nil && u.Host == name
+// backendNames lists the schemes that take a Django BACKEND, for errors.
+func backendNames() string {
+	var names []string
+	for _, n := range driver.Schemes() {
+		if s, ok := driver.Lookup(n); ok && s.FromConfig != nil {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "none registered"
+	}
+	return strings.Join(names, ", ")
 }
 
 // optionString renders a decoded JSON/YAML value as a URL parameter value:

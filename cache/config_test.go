@@ -132,11 +132,11 @@ func TestConfigSeedToURL(t *testing.T) {
 func TestUnknownOptionMessages(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct{ url, want string }{
-		{"mem://?max_entires=5", `invalid cache option: unknown option "max_entires" (did you mean "max_entries"?)`},
-		{"mem://?colour=blue", `invalid cache option: unknown option "colour"`},
-		{"file:///tmp/x?CULL_FREQUENCEY=2", `invalid cache option: unknown option "CULL_FREQUENCEY" (did you mean "cull_frequency"?)`},
-		{"s3://b?acess_key=x", `invalid cache option: unknown option "acess_key" (did you mean "access_key"?)`},
-		{"s3://b?timout=5", `invalid cache option: unknown option "timout" (did you mean "timeout"?)`},
+		{"mem://?max_entires=5", `invalid option: unknown option "max_entires" (did you mean "max_entries"?)`},
+		{"mem://?colour=blue", `invalid option: unknown option "colour"`},
+		{"file:///tmp/x?CULL_FREQUENCEY=2", `invalid option: unknown option "CULL_FREQUENCEY" (did you mean "cull_frequency"?)`},
+		{"s3://b?acess_key=x", `invalid option: unknown option "acess_key" (did you mean "access_key"?)`},
+		{"s3://b?timout=5", `invalid option: unknown option "timout" (did you mean "timeout"?)`},
 	} {
 		_, err := cache.Open(ctx, tc.url)
 		if err == nil || err.Error() != tc.want {

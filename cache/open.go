@@ -14,30 +14,31 @@ import (
 
 	"github.com/blobcache/blobcache/cull"
 	"github.com/blobcache/blobcache/driver"
-	blobdriver "github.com/blobcache/blobcache/drivers/blob"
-	"github.com/blobcache/blobcache/drivers/file"
-	"github.com/blobcache/blobcache/drivers/mem"
-	"github.com/blobcache/blobcache/drivers/s3"
 	"github.com/blobcache/blobcache/internal/query"
 )
 
-// Open opens a cache from a URL. The scheme picks the driver:
+// Open opens a cache from a URL. The scheme picks the driver, among those
+// the program registered by importing their packages (see driver.Register):
 //
-//	mem://[name]          memory; the same name shares one store in this process, no name is private
-//	file:///abs/dir       a directory on disk
-//	s3://bucket           Amazon S3 or an S3-compatible server such as MinIO
-//	gs://, azblob://, ... any other gocloud bucket URL, through drivers/blob
-//	                      (the application imports the gocloud driver package)
+//	mem://[name]          memory (drivers/mem); the same name shares one store in this process, no name is private
+//	file:///abs/dir       a directory on disk (drivers/file)
+//	s3://bucket           Amazon S3 or an S3-compatible server such as MinIO (drivers/s3)
+//	gs://, azblob://      a Go CDK bucket (drivers/blob, with the Go CDK's gcsblob or azureblob)
+//
+// A blank import of github.com/blobcache/blobcache/drivers/all registers
+// them all; the cache itself imports none, so a program that opens only
+// file:// URLs links no cloud SDK. An unregistered scheme is an error
+// naming the import that registers it.
 //
 // Query parameters set cache options, with Django's names, case-insensitive:
 // location, max_entries, cull_frequency, cull_policy (frequency or oldest),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
-// version, is_gzipped, max_value_size, signing_key. The remaining parameters
-// go to the driver (for s3: endpoint, region, use_path_style, access_key,
-// secret_key, create_bucket, default_acl, bucket_acl, storage_class,
-// reduced_redundancy, sse, ...: the README lists them all); mem and file
-// take none. OpenConfig takes the same options in the shape of a Django
-// CACHES entry.
+// version, is_gzipped, max_value_size, fill_timeout, signing_key. The
+// remaining parameters go to the driver (for s3: endpoint, region,
+// use_path_style, access_key, secret_key, create_bucket, default_acl,
+// bucket_acl, storage_class, reduced_redundancy, sse, ...: the README lists
+// them all); mem and file take none. OpenConfig takes the same options in
+// the shape of a Django CACHES entry.
 //
 // Every parameter is honoured or refused: the error wraps ErrInvalidOption
 // and names the parameter (never showing a secret's value). Refused are a
@@ -46,9 +47,9 @@ import (
 // "=value"), an empty name or value (leave a parameter out for its default),
 // one option given twice in any spelling or alias (location and LOCATION,
 // access_key and access_key_id), a bad value, a fragment ('#') and user
-// information. Every option, opts included, is checked before the driver is
-// opened, so a bad one leaves the store untouched: no directory is made, no
-// request is sent.
+// information. Every option, opts included, and the location's name in the
+// store are checked before the driver is opened, so a bad one leaves the
+// store untouched: no directory is made, no request is sent.
 //
 // opts are applied after the URL's options, for what a URL cannot carry (a
 // logger, telemetry providers, a key function, a clock).
@@ -59,7 +60,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	if err := checkOptions(opts); err != nil { // before the URL's options are added
 		return nil, err
 	}
-	u, pairs, err := parseURL(rawURL)
+	u, scheme, pairs, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -67,15 +68,30 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := append(urlOpts, withDescription(describe(u, pairs)))
+	all := append(urlOpts, withDescription(describe(scheme, u, pairs)))
 	all = append(all, opts...)
-	// Every option is checked before the driver touches the store.
-	if _, _, err := applySettings(all); err != nil {
+	// Every option is checked before the driver touches the store, and so
+	// is the location, where the scheme can say which names its stores
+	// rewrite.
+	s, prefix, err := applySettings(all)
+	if err != nil {
 		return nil, err
 	}
-	d, err := openDriver(ctx, u, rest)
+	if scheme.ValidateName != nil {
+		if err := checkLocation(scheme.ValidateName, s.location, prefix); err != nil {
+			return nil, err
+		}
+	}
+	du := *u
+	du.Scheme = scheme.Name
+	du.RawQuery = encodeQuery(rest)
+	du.ForceQuery = false
+	d, err := scheme.Open(ctx, &du)
 	if err != nil {
 		return nil, driverError(err, rest)
+	}
+	if d == nil {
+		return nil, fmt.Errorf("cache.Open: the %s driver returned no driver and no error", scheme.Name)
 	}
 	c, err := New(d, all...)
 	if err != nil {
@@ -85,10 +101,57 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Cache, error) {
 	return c, nil
 }
 
-// parseURL parses a cache URL strictly: the URL itself, then every pair of
-// its query (see parseQuery). It refuses what no driver would honour: an
-// opaque URL, user information and a fragment. No error shows the URL.
-func parseURL(rawURL string) (*url.URL, []param, error) {
+// builtinImports names the package that registers each scheme this module
+// provides, for the error about an unregistered one.
+var builtinImports = map[string]string{
+	"mem":    "github.com/blobcache/blobcache/drivers/mem",
+	"file":   "github.com/blobcache/blobcache/drivers/file",
+	"s3":     "github.com/blobcache/blobcache/drivers/s3",
+	"gs":     "github.com/blobcache/blobcache/drivers/blob (and gocloud.dev/blob/gcsblob)",
+	"azblob": "github.com/blobcache/blobcache/drivers/blob (and gocloud.dev/blob/azureblob)",
+}
+
+// lookupScheme returns the registered scheme of a cache URL, or an error
+// saying which import registers it.
+func lookupScheme(name string) (driver.Scheme, error) {
+	if s, ok := driver.Lookup(name); ok {
+		return s, nil
+	}
+	registered := "none"
+	if names := driver.Schemes(); len(names) > 0 {
+		registered = strings.Join(names, ", ")
+	}
+	pkg, ok := builtinImports[strings.ToLower(name)]
+	if !ok {
+		pkg = "the package of the driver that registers it"
+	}
+	return driver.Scheme{}, fmt.Errorf("%w: cache URL scheme %q has no driver in this program: import _ %q, or all built-in drivers with import _ \"github.com/blobcache/blobcache/drivers/all\" (registered: %s)",
+		ErrInvalidOption, strings.ToLower(name), pkg, registered)
+}
+
+// parseURL parses a cache URL strictly: the URL itself, its scheme (which
+// must be registered), then every pair of its query (see parseQuery). It
+// refuses what no driver would honour: an opaque URL, user information and
+// a fragment. No error shows the URL.
+func parseURL(rawURL string) (*url.URL, driver.Scheme, []param, error) {
+	u, pairs, err := parseRawURL(rawURL)
+	if err != nil {
+		return nil, driver.Scheme{}, nil, err
+	}
+	scheme, err := lookupScheme(u.Scheme)
+	if err != nil {
+		return nil, driver.Scheme{}, nil, err
+	}
+	if pairs, err = parseQuery(u.RawQuery, scheme); err != nil {
+		return nil, driver.Scheme{}, nil, err
+	}
+	return u, scheme, pairs, nil
+}
+
+// parseRawURL is parseURL before the scheme is looked up: the URL's pairs
+// are split with only the cache's own secrets known (a Config's url is
+// parsed again, with the scheme, when the Config opens).
+func parseRawURL(rawURL string) (*url.URL, []param, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))
@@ -103,7 +166,11 @@ func parseURL(rawURL string) (*url.URL, []param, error) {
 	case u.User != nil:
 		return nil, nil, fmt.Errorf("%w: cache URL has user information, which no driver takes (pass credentials as parameters)", ErrInvalidOption)
 	}
-	pairs, err := parseQuery(u.RawQuery)
+	var secrets []string
+	if s, ok := driver.Lookup(u.Scheme); ok {
+		secrets = s.Secrets
+	}
+	pairs, err := parseQuery(u.RawQuery, driver.Scheme{Secrets: secrets})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,15 +191,17 @@ func (p param) describe() string {
 	return query.Param{Name: p.name, After: p.after}.Describe("cache URL parameter")
 }
 
-// isSecretParam reports whether a parameter's value is a secret.
-func isSecretParam(name string) bool {
-	return secretOptions[strings.ToLower(name)] || s3.IsSecretOption(name)
+// isSecretParam reports whether a parameter's value is a secret: the
+// cache's signing_key, or one of the scheme's Secrets.
+func isSecretParam(scheme driver.Scheme, name string) bool {
+	lname := strings.ToLower(name)
+	return lname == "signing_key" || slices.Contains(scheme.Secrets, lname)
 }
 
 // parseQuery splits a raw query into its pairs, in order, refusing every
 // pair url.ParseQuery would drop or make up (see query.Parse).
-func parseQuery(raw string) ([]param, error) {
-	qs, err := query.Parse(raw, "cache URL parameter", isSecretParam)
+func parseQuery(raw string, scheme driver.Scheme) ([]param, error) {
+	qs, err := query.Parse(raw, "cache URL parameter", func(name string) bool { return isSecretParam(scheme, name) })
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOption, err)
 	}
@@ -150,36 +219,6 @@ func encodeQuery(pairs []param) string {
 		parts[i] = url.QueryEscape(p.name) + "=" + url.QueryEscape(p.value)
 	}
 	return strings.Join(parts, "&")
-}
-
-// openDriver opens the driver of u with the parameters that are not the
-// cache's.
-func openDriver(ctx context.Context, u *url.URL, rest []param) (driver.Driver, error) {
-	du := *u
-	du.RawQuery = encodeQuery(rest)
-	du.ForceQuery = false
-	switch strings.ToLower(u.Scheme) {
-	case "mem":
-		if len(rest) > 0 {
-			return nil, unknownParam(rest[0])
-		}
-		if u.Path != "" && u.Path != "/" {
-			return nil, fmt.Errorf("%w: mem URL has a path %q: the store is the host (mem://name) and the folder the location parameter", ErrInvalidOption, u.Path)
-		}
-		if u.Host == "" {
-			return mem.New(), nil
-		}
-		return mem.Open(u.Host), nil
-	case "file":
-		if len(rest) > 0 { // the file driver takes no parameters
-			return nil, unknownParam(rest[0])
-		}
-		return file.OpenURL(ctx, &du)
-	case "s3":
-		return s3.OpenURL(ctx, &du)
-	default:
-		return blobdriver.OpenURL(ctx, du.String())
-	}
 }
 
 // unknownParam is the error for a parameter no one takes.
@@ -202,9 +241,6 @@ func driverError(err error, rest []param) error {
 		}
 		known := append(slices.Collect(maps.Keys(cacheOptions)), unknown.Known...)
 		return fmt.Errorf("%w: %w", ErrInvalidOption, &driver.UnknownOptionError{Name: unknown.Name, Known: known})
-	}
-	if errors.Is(err, s3.ErrInvalidOption) && !errors.Is(err, ErrInvalidOption) {
-		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	return err
 }
@@ -336,19 +372,33 @@ func splitQuery(pairs []param) ([]Option, []param, error) {
 	return append(opts, late...), rest, nil
 }
 
-// describe renders u with the cache's own options, lower-case and sorted,
-// and nothing else: no driver parameter, no secret.
-func describe(u *url.URL, pairs []param) string {
-	d := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+// describe renders the store u names as its scheme describes it (by
+// default scheme://host/path, with no driver parameter), then the cache's
+// own options, lower-case and sorted, with no secret.
+func describe(scheme driver.Scheme, u *url.URL, pairs []param) string {
+	var out string
+	if scheme.Describe != nil {
+		du := *u
+		du.Scheme = scheme.Name
+		out = scheme.Describe(&du)
+	} else {
+		d := url.URL{Scheme: scheme.Name, Host: u.Host, Path: u.Path}
+		out = d.String()
+	}
 	q := url.Values{}
 	for _, p := range pairs {
 		lname := strings.ToLower(p.name)
-		if _, ok := cacheOptions[lname]; ok && !isSecretParam(lname) {
+		if _, ok := cacheOptions[lname]; ok && !isSecretParam(scheme, lname) {
 			q.Set(lname, p.value)
 		}
 	}
-	d.RawQuery = q.Encode()
-	return d.String()
+	if len(q) == 0 {
+		return out
+	}
+	if strings.Contains(out, "?") {
+		return out + "&" + q.Encode()
+	}
+	return out + "?" + q.Encode()
 }
 
 // quoteValue quotes an option's value for an error message, shortened past

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/blobcache/blobcache/cull"
+
+	"github.com/blobcache/blobcache/driver"
 )
 
 // Defaults, as in Django's cache framework.
@@ -287,8 +289,10 @@ var (
 	// ErrOverflow means Incr or Decr would overflow int64.
 	ErrOverflow = errors.New("integer overflow")
 	// ErrInvalidOption means an option, URL or configuration value is wrong;
-	// the message names the option.
-	ErrInvalidOption = errors.New("invalid cache option")
+	// the message names the option. It is driver.ErrInvalidOption, which
+	// drivers' openers wrap, so one errors.Is test covers the cache's
+	// options and the driver's.
+	ErrInvalidOption = driver.ErrInvalidOption
 	// ErrInvalidTTL means a TTL is negative and not NoExpiry.
 	ErrInvalidTTL = errors.New("invalid ttl")
 	// ErrConflict means a conditional update lost too many races in a row.

@@ -45,6 +45,7 @@ import (
 	"syscall"
 
 	"github.com/blobcache/blobcache/cache"
+	_ "github.com/blobcache/blobcache/drivers/all" // every built-in scheme: mem, file, s3, gs, azblob
 )
 
 func main() {

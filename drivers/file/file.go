@@ -221,37 +221,45 @@ func New(dir string) (*Driver, error) {
 
 // OpenURL returns a driver for a URL of the form file:///abs/dir (the host
 // may also be "localhost"). The URL's path is the directory, as for [New]. Any
-// query parameter is an error: the caller removes those it handles.
+// query parameter is an error (an [*driver.UnknownOptionError]): the caller
+// removes those it handles. Every error about the URL wraps
+// [driver.ErrInvalidOption].
 func OpenURL(ctx context.Context, u *url.URL) (*Driver, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("file: open URL: %w", err)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("file: %w: %s", driver.ErrInvalidOption, fmt.Sprintf(format, args...))
 	}
 	switch {
 	case u.Scheme != "file":
-		return nil, fmt.Errorf("file: URL scheme %q is not \"file\"", u.Scheme)
+		return nil, bad("URL scheme %q is not \"file\"", u.Scheme)
 	case u.Opaque != "":
-		return nil, fmt.Errorf("file: URL %q is not of the form file:///absolute/dir", u.Redacted())
+		return nil, bad("URL %q is not of the form file:///absolute/dir", u.Redacted())
 	case u.User != nil:
-		return nil, fmt.Errorf("file: URL must not have user information")
+		return nil, bad("URL must not have user information")
 	case u.Host != "" && u.Host != "localhost":
-		return nil, fmt.Errorf("file: URL host %q is not empty or \"localhost\"", u.Host)
+		return nil, bad("URL host %q is not empty or \"localhost\"", u.Host)
 	case u.Fragment != "" || u.RawFragment != "":
 		// Not echoed: a '#' in a secret of another parameter ends the
 		// query, and the rest of the secret is the fragment.
-		return nil, fmt.Errorf("file: URL must not have a fragment ('#' ends the query; write it as %%23)")
+		return nil, bad("URL must not have a fragment ('#' ends the query; write it as %%23)")
 	}
 	// ParseQuery reports (rather than drops) a ';' or a bad escape; any
 	// parameter at all is refused below, so nothing is ever lost.
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("file: URL query: %w", err)
+		return nil, bad("URL query: %v", err)
 	}
 	if len(q) > 0 {
 		keys := slices.Sorted(maps.Keys(q))
 		return nil, fmt.Errorf("file: %w", &driver.UnknownOptionError{Name: keys[0]})
 	}
 	if u.Path == "" {
-		return nil, fmt.Errorf("file: URL %q has no directory path", u.Redacted())
+		return nil, bad("URL %q has no directory path", u.Redacted())
+	}
+	if !filepath.IsAbs(u.Path) {
+		return nil, bad("directory %q is not an absolute path", u.Path)
+	}
+	if err := ctx.Err(); err != nil { // the URL is checked first, then the directory made
+		return nil, fmt.Errorf("file: open URL: %w", err)
 	}
 	return New(u.Path)
 }

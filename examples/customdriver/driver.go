@@ -34,9 +34,14 @@
 //     makes an empty store, as driver_test.go in this package does. Make the
 //     harness a conformance.ProcessHarness if other processes can open the
 //     store; the suite then races writers in separate OS processes too.
-//  3. When `go test -race` passes, the driver behaves like the others: same
-//     culling, same prefix-safe clearing, same expiry. Use it with
-//     cache.New(yourDriver, options...).
+//  3. Register a URL scheme in an init function with [driver.Register], as
+//     register.go in this package does for slowmem://: the driver's package
+//     owns its parameters, their checks, its secrets and its Django BACKEND
+//     names. Importing the package then makes cache.Open, cache.OpenConfig
+//     and the blobcache command open its URLs.
+//  4. When `go test -race` passes, the driver behaves like the others: same
+//     culling, same prefix-safe clearing, same expiry. Use it by URL, or
+//     with cache.New(yourDriver, options...).
 package customdriver
 
 import (

@@ -73,3 +73,56 @@ func TestLatency(t *testing.T) {
 		t.Errorf("ObjectName = %q, want it under app/", c.ObjectName("k"))
 	}
 }
+
+// TestOpenByURL opens the registered scheme as an application would: by
+// URL, with the cache's options and the driver's own in one query, and by
+// configuration; bad parameters are refused naming them.
+func TestOpenByURL(t *testing.T) {
+	ctx := context.Background()
+	c, err := cache.Open(ctx, "slowmem://shared?latency=1ms&location=app&max_entries=10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Set(ctx, "k", []byte("v"), cache.DefaultTTL); err != nil {
+		t.Fatal(err)
+	}
+	// A configuration naming the same store is a second client of it:
+	// LOCATION names the store, OPTIONS.location the folder.
+	c2, err := cache.OpenConfig(ctx, cache.Config{"backend": "slowmem", "location": "shared", "options": map[string]any{"location": "app", "latency": "1ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if v, err := c2.Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("Get through the configuration = %q, %v; want \"v\"", v, err)
+	}
+	// Another store name is another store.
+	c3, err := cache.Open(ctx, "slowmem://other?location=app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if _, err := c3.Get(ctx, "k"); !errors.Is(err, cache.ErrMiss) {
+		t.Fatalf("Get on another store = %v, want ErrMiss", err)
+	}
+	if got, want := c.String(), "slowmem://shared?location=app&max_entries=10"; !strings.Contains(got, want) {
+		t.Errorf("String() = %q, want it to contain %q", got, want)
+	}
+	for url, want := range map[string]string{
+		"slowmem://x?latncy=1ms":   `"latncy" (did you mean "latency"?)`,
+		"slowmem://x?latency=fast": `latency: "fast" is not a duration`,
+		"slowmem://x?jitter=-1s":   `jitter: "-1s" is not a duration`,
+		"slowmem://x/path":         `URL path "/path"`,
+	} {
+		c, err := cache.Open(ctx, url)
+		if err == nil {
+			c.Close()
+			t.Errorf("Open(%s): no error", url)
+			continue
+		}
+		if !errors.Is(err, cache.ErrInvalidOption) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s) = %v, want ErrInvalidOption saying %s", url, err, want)
+		}
+	}
+}

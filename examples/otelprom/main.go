@@ -25,6 +25,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/blobcache/blobcache/cache"
+	_ "github.com/blobcache/blobcache/drivers/all" // the URL may name any built-in driver
 )
 
 func main() {

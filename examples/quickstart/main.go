@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
+	_ "github.com/blobcache/blobcache/drivers/all" // the URL may name any built-in driver
 )
 
 func main() {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
+	_ "github.com/blobcache/blobcache/drivers/all" // the URL may name any built-in driver: s3 in production, mem in tests
 )
 
 // Backend is where the data behind a page lives: a database, another
