@@ -362,9 +362,7 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64,
 	}
 	defer e.release()
 	opts.ContentEncoding = e.contentEncoding()
-	err = c.d.Write(ctx, name, e.reader(), opts)
-	c.countWrite(ctx, e.written)
-	if err != nil {
+	if err := c.storeWrite(ctx, name, e, opts); err != nil {
 		return err
 	}
 	c.wrote(name)
@@ -393,9 +391,7 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int6
 		return err
 	}
 	defer e.release()
-	err = c.replacer.Replace(ctx, name, e.reader(), etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()})
-	c.countWrite(ctx, e.written)
-	if err != nil {
+	if err := c.storeReplace(ctx, name, e, etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
 		return err
 	}
 	c.wrote(name)

@@ -213,7 +213,7 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// reference counts entries on every write, as the seed did, and culls with
+// reference counts entries on every write, as django-s3-cache did, and culls with
 // the same policy: the outcome the cache's counter must reproduce.
 type reference struct {
 	live    map[string]bool

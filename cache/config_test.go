@@ -93,8 +93,8 @@ func TestConfigDjangoShape(t *testing.T) {
 	}
 }
 
-// The seed's CACHES entry for django-s3-cache, converted: the URL it makes.
-func TestConfigSeedToURL(t *testing.T) {
+// A CACHES entry for django-s3-cache, converted: the URL it makes.
+func TestConfigDjangoS3CacheToURL(t *testing.T) {
 	cfg := cache.Config{
 		"BACKEND":  "s3cache.AmazonS3Cache",
 		"LOCATION": "cache",

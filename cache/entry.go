@@ -538,10 +538,6 @@ func readLimit(maxValue int64) int64 {
 // needs (a range read of this length fetches the header of either framing).
 const EntryHeaderSize = headerReadLen
 
-// ErrNotEntry is returned by InspectEntry for bytes that are not a blobcache
-// entry of a known format.
-var ErrNotEntry = errCorrupt
-
 // EntryInfo is what a stored entry's header says.
 type EntryInfo struct {
 	// Expiry is when the entry expires; the zero time means never.

@@ -153,8 +153,8 @@ func TestInspectEntry(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{nil, []byte("BCE1"), []byte("XXXX\x01\x00\x00\x10abcdefgh"), foreignGzip()} {
-		if _, err := InspectEntry(bad); !errors.Is(err, ErrNotEntry) {
-			t.Errorf("InspectEntry(%q) = %v, want ErrNotEntry", bad, err)
+		if _, err := InspectEntry(bad); !errors.Is(err, errCorrupt) {
+			t.Errorf("InspectEntry(%q) = %v, want errCorrupt", bad, err)
 		}
 	}
 }

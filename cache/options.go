@@ -192,7 +192,7 @@ func WithKeyFunc(f KeyFunc) Option {
 	}
 }
 
-// WithGzip compresses values with gzip before storing them (the seed's
+// WithGzip compresses values with gzip before storing them (django-s3-cache's
 // IS_GZIPPED). Entries are readable whatever this setting: each entry records
 // whether it is compressed.
 func WithGzip(on bool) Option {

@@ -252,9 +252,11 @@ func (c *Cache) lookup(ctx context.Context, hit bool) {
 	}
 }
 
-// The store calls: every driver call goes through these, which count
-// requests and bytes.
+// The store calls: every call of the cache to its driver (Close aside) goes
+// through one of these, which count requests and bytes in Stats and in the
+// meters. Nothing else in the package calls c.d, c.replacer or c.batch.
 
+// storeRead is Driver.Read.
 func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
 	c.stats.reads.Add(1)
 	data, attrs, err := c.d.Read(ctx, name, off, n)
@@ -265,6 +267,22 @@ func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byt
 	return data, attrs, err
 }
 
+// storeWrite is Driver.Write of an encoded entry.
+func (c *Cache) storeWrite(ctx context.Context, name string, e *encodedEntry, opts *driver.WriteOptions) error {
+	err := c.d.Write(ctx, name, e.reader(), opts)
+	c.countWrite(ctx, e.written)
+	return err
+}
+
+// storeReplace is Replacer.Replace of an encoded entry.
+func (c *Cache) storeReplace(ctx context.Context, name string, e *encodedEntry, etag string, opts *driver.WriteOptions) error {
+	err := c.replacer.Replace(ctx, name, e.reader(), etag, opts)
+	c.countWrite(ctx, e.written)
+	return err
+}
+
+// countWrite counts one write request of n bytes (those the driver read
+// from the body).
 func (c *Cache) countWrite(ctx context.Context, n int64) {
 	c.stats.writes.Add(1)
 	c.stats.bytesWritten.Add(n)
@@ -273,16 +291,19 @@ func (c *Cache) countWrite(ctx context.Context, n int64) {
 	}
 }
 
+// storeDelete is Driver.Delete.
 func (c *Cache) storeDelete(ctx context.Context, name string) error {
 	c.stats.deleteRequests.Add(1)
 	return c.d.Delete(ctx, name)
 }
 
+// storeDeleteBatch is BatchDeleter.DeleteBatch.
 func (c *Cache) storeDeleteBatch(ctx context.Context, names []string) error {
 	c.stats.batchDeletes.Add(1)
 	return c.batch.DeleteBatch(ctx, names)
 }
 
+// storeList is Driver.List.
 func (c *Cache) storeList(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	c.stats.lists.Add(1)
 	return c.d.List(ctx, opts)

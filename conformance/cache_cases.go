@@ -50,24 +50,26 @@ var cacheCases = []driverCase{
 	{"CrossProcessIncr", caseCacheCrossProcessIncr},
 }
 
-// Clock is a manual clock for cache expiry tests, safe for concurrent use.
-type Clock struct {
+// manualClock is a manual clock for cache expiry tests, safe for concurrent use.
+type manualClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-// NewClock returns a clock set to a fixed instant.
-func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+// newManualClock returns a clock set to a fixed instant.
+func newManualClock() *manualClock {
+	return &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
 
 // Now returns the clock's time; pass it to cache.WithClock.
-func (c *Clock) Now() time.Time {
+func (c *manualClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
+func (c *manualClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
@@ -184,7 +186,7 @@ func caseCacheBasics(e *env) {
 }
 
 func caseCacheExpiry(e *env) {
-	clk := NewClock()
+	clk := newManualClock()
 	d := e.driver()
 	c, err := cache.New(d, cache.WithLocation(e.location()), cache.WithClock(clk.Now), cache.WithDefaultTTL(time.Minute))
 	e.must(err)
@@ -523,7 +525,7 @@ func caseCacheAddRaceOverExpired(e *env) {
 	if _, ok := e.driver().(driver.Replacer); !ok {
 		e.t.Skipf("driver does not implement driver.Replacer: Add over an expired entry is not atomic there")
 	}
-	clk := NewClock()
+	clk := newManualClock()
 	cs := e.raceCaches(cacheRacers, cache.WithClock(clk.Now))
 	e.must(cs[0].Set(e.ctx, "contested", []byte("stale"), time.Second))
 	clk.Advance(2 * time.Second)

@@ -88,7 +88,7 @@ func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
 			return nil, err
 		}
 	}
-	clk := NewClock()
+	clk := newManualClock()
 	c, err := cache.New(d, cache.WithLocation(loc), cache.WithMaxEntries(20), cache.WithCullFrequency(3),
 		cache.WithClock(clk.Now), cache.WithDefaultTTL(time.Minute))
 	if err != nil {

@@ -32,7 +32,7 @@ type Policy interface {
 	Cull(entries []Entry) []string
 }
 
-// Count reports how many of n entries the seed's rule removes for the given
+// Count reports how many of n entries django-s3-cache's rule removes for the given
 // cull frequency: every frequency-th entry, which is ceil(n/frequency), or all
 // n when frequency is 0.
 func Count(n, frequency int) int {
@@ -42,7 +42,7 @@ func Count(n, frequency int) int {
 	return (n + frequency - 1) / frequency
 }
 
-// Frequency is the seed's policy (django-s3-cache): sort the names and remove
+// Frequency is django-s3-cache's policy: sort the names and remove
 // every entry whose index i satisfies i % N == 0, so about 1/N of the entries
 // go; N = 0 removes every entry. It is the default.
 type Frequency int

@@ -83,7 +83,7 @@ func TestOldestRemovesOldestFirstTiesByName(t *testing.T) {
 	}
 }
 
-// The seed's documented behaviour, replayed: 49 sets into a cache limited to
+// django-s3-cache's documented behaviour, replayed: 49 sets into a cache limited to
 // 30 entries leave 29 with cull frequency 3 and 19 with frequency 0.
 func TestSeedArithmetic(t *testing.T) {
 	for _, tt := range []struct{ freq, want int }{{3, 29}, {0, 19}, {2, 19}, {1, 19}} {

@@ -11,6 +11,36 @@
 // (replace-if-unchanged, such as S3 If-Match). The cache falls back to the
 // base interface when a capability is missing and documents what is lost.
 //
+// # Errors
+//
+// One convention for every driver, so that the cache and applications test
+// errors one way:
+//   - An error of a kind the contract names wraps that kind, and keeps the
+//     store's own error wrapped beside it, so errors.Is finds the kind and
+//     errors.As the store's type: fmt.Errorf("s3: read %q: %w: %w", name,
+//     ErrNotFound, err). The kinds are [ErrNotFound], [ErrPreconditionFailed],
+//     [ErrInvalidName] (from the driver's methods) and [ErrInvalidOption]
+//     (from its opener; an unknown option is an [*UnknownOptionError], which
+//     is one).
+//   - The message starts with the driver's package name, then the
+//     operation and the name: "file: write \"a/b\": ...". It never shows a
+//     secret: a credential, or the value of a URL parameter the driver lists
+//     in [Scheme.Secrets].
+//   - A call whose context is done returns an error satisfying
+//     errors.Is(err, ctx.Err()), also when the store reported the
+//     cancellation its own way.
+//   - A store error that none of the kinds describes (a network failure, a
+//     full disk, an access denial) is returned wrapped, without a kind: the
+//     cache passes it to the caller and never mistakes it for a miss.
+//
+// # Opening by URL
+//
+// A driver package registers a [Scheme] in an init function ([Register]);
+// cache.Open, cache.OpenConfig and the blobcache command then open its URLs.
+// The scheme owns its URL parameters, their validation, its secrets, its
+// Django BACKEND names and how its stores are described; the cache imports
+// no driver.
+//
 // Every driver should pass the conformance suite in package
 // github.com/blobcache/blobcache/conformance.
 package driver
