@@ -292,14 +292,13 @@ func isPointerToF(t ast.Expr) bool {
 
 // runFuzz runs each target for fuzztime, one after the other (the fuzzer
 // uses every core), printing a line for each and the output of each that
-// fails to out, and reports each result to rep (if not nil). It returns
-// false if a target failed or the run was interrupted.
-func runFuzz(ctx context.Context, targets []fuzzTarget, fuzztime string, buildFlags, env []string, out io.Writer, rep *reporter) bool {
-	ok := true
+// fails to out, and returns the results; an interrupted target has none.
+func runFuzz(ctx context.Context, targets []fuzzTarget, fuzztime string, buildFlags, env []string, out io.Writer) []fuzzResult {
+	var results []fuzzResult
 	broken := map[string]bool{} // packages that did not build
 	for _, t := range targets {
 		if ctx.Err() != nil {
-			return false
+			return results
 		}
 		var res fuzzResult
 		if broken[t.pkg] {
@@ -311,15 +310,12 @@ func runFuzz(ctx context.Context, targets []fuzzTarget, fuzztime string, buildFl
 			}
 		}
 		if ctx.Err() != nil {
-			return false // interrupted: not a result
+			return results // interrupted: not a result
 		}
 		fmt.Fprintf(out, "testall: %s\n", res.line())
-		if rep != nil {
-			rep.fuzzed(res)
-		}
-		ok = ok && res.ok
+		results = append(results, res)
 	}
-	return ok
+	return results
 }
 
 // fuzzOne runs go test -fuzz for one target, a second time if the first

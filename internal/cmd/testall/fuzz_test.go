@@ -261,45 +261,18 @@ func TestFuzzResultLine(t *testing.T) {
 	}
 }
 
-func TestReportFuzz(t *testing.T) {
-	// The fuzz step's results come first; the test run's are added to them.
-	var out strings.Builder
-	r := newReporter(&out, "example.com/m", false)
-	for _, res := range []fuzzResult{
-		{target: fuzzTarget{"example.com/m/cache", "./cache", "FuzzA"}, fuzztime: "8s", ok: true, fuzzStats: fuzzStats{elapsed: "8s", execs: 100}},
-		{target: fuzzTarget{"example.com/m/cache", "./cache", "FuzzB"}, fuzztime: "8s", reason: "failing input cache/testdata/fuzz/FuzzB/abc"},
-		{target: fuzzTarget{"example.com/m/drivers/file", "./drivers/file", "FuzzNames"}, fuzztime: "8s", ok: true, fuzzStats: fuzzStats{elapsed: "8s", execs: 7}},
-	} {
-		r.fuzzed(res)
+func TestFuzzSummary(t *testing.T) {
+	ok := fuzzResult{target: fuzzTarget{"example.com/m/cache", "./cache", "FuzzA"}, fuzztime: "8s", ok: true, fuzzStats: fuzzStats{elapsed: "8s", execs: 100}}
+	bad := fuzzResult{target: fuzzTarget{"example.com/m/cache", "./cache", "FuzzB"}, fuzztime: "8s", reason: "failing input cache/testdata/fuzz/FuzzB/abc"}
+	if got := fuzzSummary(nil); got != "" {
+		t.Errorf("fuzzSummary(nil) = %q, want none", got)
 	}
-	for _, l := range strings.Split(strings.TrimSpace(failingSubtest), "\n") {
-		r.line([]byte(strings.TrimLeft(l, "\t") + "\n"))
+	if got, want := fuzzSummary([]fuzzResult{ok, ok}), "testall: fuzz: all 2 targets passed"; got != want || !fuzzOK([]fuzzResult{ok, ok}) {
+		t.Errorf("fuzzSummary = %q (ok %v), want %q", got, fuzzOK([]fuzzResult{ok, ok}), want)
 	}
-	r.finish()
-	got := summaryOf(out.String())
-	want := "fuzz         cache         2 targets for 8s each: 1 ok, 1 FAILED (FuzzA 100 execs, FuzzB FAILED)\n" +
-		"fuzz         drivers/file  1 target for 8s: 1 ok (FuzzNames 7 execs)\n" +
-		"skipped      a             1 subtest skipped: 1 \"driver *x does not implement driver.Replacer\"\n" +
-		"failed       cache         FuzzB (fuzzing for 8s: failing input cache/testdata/fuzz/FuzzB/abc)\n" +
-		"failed       a             TestSub\n" +
-		"packages     1 ok, 1 failed, 0 with no test files\n"
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("summary (-want +got):\n%s", diff)
-	}
-	// failingSubtest alone is 4 passed, 2 failed, 1 skipped.
-	if got, want := r.closing(), "6 passed, 3 failed, 1 skipped"; got != want {
-		t.Errorf("closing = %q, want %q", got, want)
-	}
-	if !r.anyFailed() {
-		t.Error("anyFailed = false")
-	}
-
-	// A fuzz failure alone fails the run.
-	r = newReporter(&out, "example.com/m", false)
-	r.fuzzed(fuzzResult{target: fuzzTarget{"example.com/m/cache", "./cache", "FuzzB"}, fuzztime: "8s", reason: "did not build"})
-	r.finish()
-	if !r.anyFailed() || r.closing() != "0 passed, 1 failed, 0 skipped" {
-		t.Errorf("anyFailed = %v, closing %q", r.anyFailed(), r.closing())
+	want := "testall: fuzz: 1 of 2 targets FAILED:\n  fuzz FuzzB (./cache) for 8s: FAILED, failing input cache/testdata/fuzz/FuzzB/abc"
+	if got := fuzzSummary([]fuzzResult{ok, bad}); got != want || fuzzOK([]fuzzResult{ok, bad}) {
+		t.Errorf("fuzzSummary =\n%s\nwant\n%s", got, want)
 	}
 }
 
@@ -334,10 +307,10 @@ func FuzzBad(f *testing.F) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out, rout strings.Builder
-	r := newReporter(&rout, "example.com/m", false)
-	if runFuzz(t.Context(), targets, "200x", nil, os.Environ(), &out, r) {
-		t.Error("runFuzz reported success")
+	var out strings.Builder
+	results := runFuzz(t.Context(), targets, "200x", nil, os.Environ(), &out)
+	if len(results) != 4 || fuzzOK(results) {
+		t.Errorf("runFuzz returned %d results, all ok %v; want 4, some failed", len(results), fuzzOK(results))
 	}
 	t.Logf("output:\n%s", out.String())
 	lines := map[string]string{}
@@ -366,8 +339,8 @@ func FuzzBad(f *testing.F) {
 	if strings.Count(out.String(), "undefined: undefined") != 1 {
 		t.Error("the build failure is shown more than once")
 	}
-	if got, want := r.closing(), "1 passed, 3 failed, 0 skipped"; got != want {
-		t.Errorf("closing = %q, want %q", got, want)
+	if got, want := fuzzSummary(results), "testall: fuzz: 3 of 4 targets FAILED:"; !strings.HasPrefix(got, want) {
+		t.Errorf("fuzzSummary = %q, want it to start with %q", got, want)
 	}
 }
 

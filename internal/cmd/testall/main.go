@@ -29,21 +29,26 @@
 //     the build flags -tags, -mod, -modfile, -overlay, -gcflags, -ldflags,
 //     -asmflags, -trimpath and -buildvcs of the arguments are passed on).
 //     A fuzz target that fails is a failed test.
-//  2. Find MinIO in $(go env GOBIN) or $(go env GOPATH)/bin and check, from its
-//     build info, that it is the pinned version; if not, run
-//     go install github.com/minio/minio@<pinned> from a temporary directory
-//     (about 5 minutes the first time; MinIO never enters our go.mod).
-//  3. Start it on free 127.0.0.1 ports with random credentials and a temporary
-//     data directory, and wait for /minio/health/live and /minio/health/ready.
-//  4. Run go test -json with BLOBCACHE_S3_ENDPOINT, BLOBCACHE_S3_ACCESS_KEY,
-//     BLOBCACHE_S3_SECRET_KEY and BLOBCACHE_S3_REGION set, and report its
-//     events (see Output).
+//  2. Find MinIO and gotestsum in $(go env GOBIN) or $(go env GOPATH)/bin
+//     and check, from their build info, that they are the pinned versions;
+//     if not, go install them from a temporary directory (MinIO about 5
+//     minutes the first time, gotestsum 20 s; neither enters our go.mod).
+//  3. Start MinIO on free 127.0.0.1 ports with random credentials and a
+//     temporary data directory, and wait for /minio/health/live and
+//     /minio/health/ready.
+//  4. Run the tests through gotestsum (gotest.tools/gotestsum, which runs
+//     go test -json and prints a line per package, the output of each
+//     failed test, and a summary of the skipped and failed tests ending in
+//     "DONE N tests, N skipped, N failures"), with BLOBCACHE_S3_ENDPOINT,
+//     BLOBCACHE_S3_ACCESS_KEY, BLOBCACHE_S3_SECRET_KEY and
+//     BLOBCACHE_S3_REGION set. With -v it prints every line as go test -v
+//     does; with -json, go test's events are printed as they are, without
+//     gotestsum.
 //  5. Stop MinIO and remove the temporary directory, also on failure or
-//     Ctrl-C, print the closing line of counts, and exit: with go test's
-//     exit code when it is not 0, else 1 if a fuzz target, a test or a
-//     package failed (build failures included), else 0.
-//
-// # Output
+//     Ctrl-C, print the fuzz step's closing line ("testall: fuzz: all 9
+//     targets passed", or the failed ones with their inputs), and exit:
+//     with the test command's exit code when it is not 0, else 1 if a fuzz
+//     target failed, else 0.
 //
 // The fuzz step prints, on standard error, one line per target:
 //
@@ -55,54 +60,6 @@
 //
 //	testall: fuzz FuzzNames (./drivers/file) for 8s: FAILED, failing input drivers/file/testdata/fuzz/FuzzNames/1de061fa29cfbb3d
 //
-// The runner then reads go test's event stream (go doc test2json) and prints, as
-// packages finish (their events interleave):
-//
-//   - go test's own line per package: "ok  \tpkg\t12.3s", "FAIL\tpkg\t...",
-//     "FAIL\tpkg [build failed]" or "?   \tpkg\t[no test files]"; build
-//     errors and lines of go test's that are not events, as they come;
-//   - when a top-level test fails, its output and that of its subtests that
-//     did not pass or skip (the output of passing and skipped subtests is
-//     left out, as go test does), including panics and race reports;
-//   - when a package fails, the output it has not shown yet: output outside
-//     any test (a panic in TestMain, a race or a timeout), of tests that
-//     never finished, and output that came after its test passed;
-//   - "SKIP pkg Test: reason" for each skipped top-level test and for a
-//     subtest skipped for a reason that names MinIO or S3 (the reason is the
-//     test's last log line, cut to one line; further subtests of the same
-//     top-level test skipped for the same reason are counted), and per
-//     package a count of the other skipped subtests by reason, such as a
-//     driver lacking an optional interface.
-//
-// Package paths in the runner's own lines are relative to the module. After
-// the run comes a summary section, "== testall summary ==", with
-//
-//   - per package fuzzed, a "fuzz" line: its targets, how many passed and
-//     failed, and each one's execs;
-//   - per package that has a top-level TestConformance or TestCrossDriver, a
-//     "conformance" line counting the suite's leaf subtests passed, failed
-//     and skipped, in all and per child of the suite (Driver and Cache; or
-//     the drivers compared), so that one sees it ran on mem, file and MinIO;
-//   - the skips again, "skipped" lines;
-//   - "failed" lines: the fuzz targets that failed, the failed top-level
-//     tests, those that did not finish, and packages that failed to build or
-//     failed outside any test;
-//   - "packages N ok, N failed, N with no test files".
-//
-// The last line the runner prints is alone on its line:
-//
-//	412 passed, 0 failed, 3 skipped
-//
-// counting each pass, fail and skip event of a test or subtest, parents as
-// well as leaves (with -count=N, each run), and each fuzz target of the fuzz
-// step as one test passed or failed; a test that started but never finished
-// in a failed package counts as failed.
-//
-// With -v, every output line is printed as it comes, as go test -v does,
-// before the same skips and summary. With -json, go test's events are
-// printed as they are, with no summary and no closing line (a failed fuzz
-// target still makes the exit code 1).
-//
 // To use your own MinIO or S3 instead, set BLOBCACHE_S3_ENDPOINT (and the
 // other BLOBCACHE_S3_* variables): MinIO is then neither installed, started
 // nor stopped.
@@ -112,7 +69,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -121,7 +77,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -129,15 +84,20 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
+// The pinned tools, installed with go install from outside our module (so
+// neither enters our go.mod): MinIO (AGPL, a test server only) and
+// gotestsum, which runs go test -json and prints its results.
+var (
+	minioTool     = tool{module: "github.com/minio/minio", version: "v0.0.0-20260212201848-7aac2a2c5b7c", name: "minio", installTime: "~5 min"}
+	gotestsumTool = tool{module: "gotest.tools/gotestsum", version: "v1.13.0", name: "gotestsum", installTime: "~20 s"}
+)
+
 const (
-	minioModule  = "github.com/minio/minio"
-	minioVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
 	readyTimeout = 60 * time.Second
 	stopGrace    = 10 * time.Second
 )
@@ -153,8 +113,8 @@ func main() {
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "testall: "+format+"\n", args...) }
 
-// run runs the tests and returns the exit code and the closing line of
-// counts ("" when go test did not run or printed its own -json output).
+// run runs the tests and returns the exit code and the closing line about
+// the fuzz step ("" when it did not run).
 func run(args []string) (code int, closing string) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -175,13 +135,9 @@ func run(args []string) (code int, closing string) {
 	}
 	flags, _, _, _ := splitArgs(args)
 	_, userJSON := flags["json"]
-	var rep *reporter
-	if !userJSON {
-		rep = newReporter(os.Stdout, modulePath(env["GOMOD"]), boolFlag(args, "v"))
-	}
 
 	// The fuzz step, before MinIO starts: each fuzz target for fuzztime.
-	fuzzFailed := false
+	var fuzzed []fuzzResult
 	if fuzztime != "" && fullRun(args) {
 		buildFlags := fuzzBuildFlags(args)
 		targets, err := findFuzzTargets(ctx, buildFlags)
@@ -191,15 +147,26 @@ func run(args []string) (code int, closing string) {
 		}
 		logf("fuzzing %s for %s each, one after the other (-fuzztime=0 skips this)", plural(len(targets), "target"), fuzztime)
 		start := time.Now()
-		fuzzFailed = !runFuzz(ctx, targets, fuzztime, buildFlags, os.Environ(), os.Stderr, rep)
+		fuzzed = runFuzz(ctx, targets, fuzztime, buildFlags, os.Environ(), os.Stderr)
 		logf("fuzzing took %s", time.Since(start).Round(100*time.Millisecond))
 		if ctx.Err() != nil {
 			logf("interrupted")
-			if rep == nil {
-				return 1, ""
-			}
-			rep.finish()
-			return 1, rep.closing()
+			return 1, fuzzSummary(fuzzed)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "blobcache-testall-")
+	if err != nil {
+		logf("%v", err)
+		return 1, ""
+	}
+	defer os.RemoveAll(tmp)
+	// gotestsum reads go test's events and prints them; with -json the
+	// events themselves are the output.
+	var gotestsum string
+	if !userJSON {
+		if gotestsum, err = findOrInstall(ctx, env, tmp, gotestsumTool); err != nil {
+			logf("%v", err)
+			return 1, ""
 		}
 	}
 	testEnv := os.Environ()
@@ -210,14 +177,7 @@ func run(args []string) (code int, closing string) {
 			testEnv = append(testEnv, "BLOBCACHE_S3_REGION=us-east-1")
 		}
 	} else {
-		tmp, err := os.MkdirTemp("", "blobcache-testall-")
-		if err != nil {
-			logf("%v", err)
-			return 1, ""
-		}
-		defer os.RemoveAll(tmp)
-
-		bin, err := findOrInstallMinIO(ctx, env, tmp)
+		bin, err := findOrInstall(ctx, env, tmp, minioTool)
 		if err != nil {
 			logf("%v", err)
 			return 1, ""
@@ -239,35 +199,20 @@ func run(args []string) (code int, closing string) {
 	}
 
 	targs := testArgs(args, race)
-	if !userJSON {
-		targs = slices.Insert(targs, 1, "-json")
+	var cmd *exec.Cmd
+	if userJSON {
+		logf("go %s", strings.Join(targs, " "))
+		cmd = exec.CommandContext(ctx, "go", targs...)
+	} else {
+		gargs := append([]string{"--format", "pkgname-and-test-fails", "--format-hide-empty-pkg", "--"}, targs[1:]...)
+		if boolFlag(args, "v") {
+			gargs[1] = "standard-verbose"
+		}
+		logf("gotestsum %s", strings.Join(gargs, " "))
+		cmd = exec.CommandContext(ctx, gotestsum, gargs...)
 	}
-	logf("go %s", strings.Join(targs, " "))
-	cmd := exec.CommandContext(ctx, "go", targs...)
 	cmd.Env = testEnv
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	var (
-		pw       *io.PipeWriter
-		readDone = make(chan struct{})
-	)
-	if rep != nil {
-		var pr *io.PipeReader
-		pr, pw = io.Pipe()
-		cmd.Stdout = pw
-		go func() {
-			defer close(readDone)
-			br := bufio.NewReader(pr)
-			for {
-				line, err := br.ReadBytes('\n')
-				if len(line) > 0 {
-					rep.line(line)
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
 	// On Ctrl-C or SIGTERM, interrupt go test and the test binaries it runs.
 	ownGroup(cmd)
 	cmd.Cancel = func() error { return signalGroup(cmd, syscall.SIGINT) }
@@ -277,10 +222,6 @@ func run(args []string) (code int, closing string) {
 	if ctx.Err() != nil && cmd.Process != nil {
 		signalGroup(cmd, syscall.SIGKILL) // whatever outlived the interrupt
 	}
-	if pw != nil {
-		pw.Close()
-		<-readDone
-	}
 	logf("tests took %s", time.Since(start).Round(100*time.Millisecond))
 	var exitErr *exec.ExitError
 	switch {
@@ -288,20 +229,41 @@ func run(args []string) (code int, closing string) {
 	case errors.As(err, &exitErr) && exitErr.ExitCode() > 0:
 		code = exitErr.ExitCode()
 	default:
-		logf("go test: %v", err)
+		logf("%s: %v", filepath.Base(cmd.Path), err)
 		code = 1
 	}
-	if code == 0 && fuzzFailed {
+	if code == 0 && !fuzzOK(fuzzed) {
 		code = 1
 	}
-	if rep == nil {
-		return code, ""
+	return code, fuzzSummary(fuzzed)
+}
+
+// fuzzOK reports whether every fuzz target passed.
+func fuzzOK(results []fuzzResult) bool {
+	for _, r := range results {
+		if !r.ok {
+			return false
+		}
 	}
-	rep.finish()
-	if code == 0 && rep.anyFailed() {
-		code = 1
+	return true
+}
+
+// fuzzSummary is the closing line about the fuzz step: how many targets
+// passed, and the failing ones with their inputs; "" when none ran.
+func fuzzSummary(results []fuzzResult) string {
+	if len(results) == 0 {
+		return ""
 	}
-	return code, rep.closing()
+	var failed []string
+	for _, r := range results {
+		if !r.ok {
+			failed = append(failed, r.line())
+		}
+	}
+	if len(failed) == 0 {
+		return fmt.Sprintf("testall: fuzz: all %d targets passed", len(results))
+	}
+	return fmt.Sprintf("testall: fuzz: %d of %d targets FAILED:\n  %s", len(failed), len(results), strings.Join(failed, "\n  "))
 }
 
 // modulePath returns the module path declared in the go.mod file gomod, or
@@ -331,18 +293,24 @@ func goEnv(names ...string) (map[string]string, error) {
 	return m, json.Unmarshal(out, &m)
 }
 
-// minioPath is where go install puts MinIO: GOBIN, else the first GOPATH's bin.
-func minioPath(env map[string]string) string {
+// tool is a program the runner installs at a pinned version.
+type tool struct {
+	module, version, name string
+	installTime           string // how long the first install takes, roughly
+}
+
+// path is where go install puts t: GOBIN, else the first GOPATH's bin.
+func (t tool) path(env map[string]string) string {
 	dir := env["GOBIN"]
 	if dir == "" {
 		dir = filepath.Join(filepath.SplitList(env["GOPATH"])[0], "bin")
 	}
-	return filepath.Join(dir, "minio"+env["GOEXE"])
+	return filepath.Join(dir, t.name+env["GOEXE"])
 }
 
-// isPinned reports whether bi is the build info of the pinned MinIO.
-func isPinned(bi *debug.BuildInfo) bool {
-	return bi != nil && bi.Main.Path == minioModule && bi.Main.Version == minioVersion && bi.Main.Replace == nil
+// isPinned reports whether bi is the build info of t at its pinned version.
+func (t tool) isPinned(bi *debug.BuildInfo) bool {
+	return bi != nil && bi.Main.Path == t.module && bi.Main.Version == t.version && bi.Main.Replace == nil
 }
 
 // installGOFLAGS is GOFLAGS without the flags that would tie go install to
@@ -358,30 +326,32 @@ func installGOFLAGS(goflags string) string {
 	return strings.Join(keep, " ")
 }
 
-func findOrInstallMinIO(ctx context.Context, env map[string]string, tmp string) (string, error) {
-	bin := minioPath(env)
-	if bi, err := buildinfo.ReadFile(bin); err == nil && isPinned(bi) {
-		logf("using MinIO %s at %s", minioVersion, bin)
+// findOrInstall returns the path of t at its pinned version, installing it
+// first when the binary there is missing or another version.
+func findOrInstall(ctx context.Context, env map[string]string, tmp string, t tool) (string, error) {
+	bin := t.path(env)
+	if bi, err := buildinfo.ReadFile(bin); err == nil && t.isPinned(bi) {
+		logf("using %s %s at %s", t.name, t.version, bin)
 		return bin, nil
 	}
-	logf("installing MinIO %s (first run only, ~5 min)...", minioVersion)
+	logf("installing %s %s (first run only, %s)...", t.name, t.version, t.installTime)
 	start := time.Now()
-	dir := filepath.Join(tmp, "install") // outside our module, so our go.mod is never touched
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	dir, err := os.MkdirTemp(tmp, "install-") // outside our module, so our go.mod is never touched
+	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "go", "install", minioModule+"@"+minioVersion)
+	cmd := exec.CommandContext(ctx, "go", "install", t.module+"@"+t.version)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS="+installGOFLAGS(env["GOFLAGS"]), "GO111MODULE=on", "GOWORK=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
-		return "", fmt.Errorf("installing MinIO: %w", err)
+		return "", fmt.Errorf("installing %s: %w", t.name, err)
 	}
 	bi, err := buildinfo.ReadFile(bin)
-	if err != nil || !isPinned(bi) {
-		return "", fmt.Errorf("installed MinIO, but %s is not %s@%s (%v)", bin, minioModule, minioVersion, err)
+	if err != nil || !t.isPinned(bi) {
+		return "", fmt.Errorf("installed %s, but %s is not %s@%s (%v)", t.name, bin, t.module, t.version, err)
 	}
-	logf("installed MinIO in %s", time.Since(start).Round(time.Second))
+	logf("installed %s in %s", t.name, time.Since(start).Round(time.Second))
 	return bin, nil
 }
 
@@ -604,4 +574,12 @@ func testArgs(args []string, race bool) []string {
 	}
 	out = append(out, pkgs...)
 	return append(out, rest...)
+}
+
+// plural is "1 noun" or "n nouns".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -53,7 +53,7 @@ func TestIsPinned(t *testing.T) {
 	const pinned = "path\tgithub.com/minio/minio\n" +
 		"mod\tgithub.com/minio/minio\tv0.0.0-20260212201848-7aac2a2c5b7c\th1:/qdoYujxF5MBLDMVLeiYJ/7fBa1HikX39Dvzb9Ji8pA=\n" +
 		"dep\taead.dev/mem\tv0.2.0\th1:ufgkESS9+lHV/GUjxgc2ObF43FLZGSemh+W+y27QFMI=\n"
-	if !isPinned(buildInfo(t, pinned)) {
+	if !minioTool.isPinned(buildInfo(t, pinned)) {
 		t.Error("pinned MinIO not recognised")
 	}
 	for name, s := range map[string]string{
@@ -62,11 +62,11 @@ func TestIsPinned(t *testing.T) {
 		"replaced": strings.Replace(pinned, "\ndep", "\n=>\t../minio\t(devel)\t\ndep", 1),
 		"other":    "path\texample.com/minio\nmod\texample.com/minio\tv0.0.0-20260212201848-7aac2a2c5b7c\t\n",
 	} {
-		if isPinned(buildInfo(t, s)) {
+		if minioTool.isPinned(buildInfo(t, s)) {
 			t.Errorf("%s: wrongly taken for the pinned MinIO", name)
 		}
 	}
-	if isPinned(nil) {
+	if minioTool.isPinned(nil) {
 		t.Error("nil build info taken for the pinned MinIO")
 	}
 }
@@ -88,8 +88,8 @@ func TestMinioPath(t *testing.T) {
 		{map[string]string{"GOPATH": "/a" + sep + "/b"}, filepath.Join("/a", "bin", "minio")},
 		{map[string]string{"GOPATH": "/a", "GOEXE": ".exe"}, filepath.Join("/a", "bin", "minio.exe")},
 	} {
-		if got := minioPath(tc.env); got != tc.want {
-			t.Errorf("minioPath(%v) = %q, want %q", tc.env, got, tc.want)
+		if got := minioTool.path(tc.env); got != tc.want {
+			t.Errorf("path(%v) = %q, want %q", tc.env, got, tc.want)
 		}
 	}
 }
