@@ -1,0 +1,411 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/blobcache/blobcache/driver"
+)
+
+// read fetches and decodes key's entry. A missing, expired or undecodable
+// entry is ErrMiss; expired and undecodable entries are deleted.
+func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
+	// Never more than the largest entry could be: a store may hold, at an
+	// entry's name, an object of any size.
+	limit := readLimit(c.maxValueSize)
+	data, attrs, err := c.storeRead(ctx, name, 0, limit+1)
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return header{}, nil, attrs, ErrMiss
+		}
+		return header{}, nil, attrs, err
+	}
+	var h header
+	var v []byte
+	if int64(len(data)) > limit {
+		err = fmt.Errorf("%w: object larger than %d bytes, the most an entry of max_value_size %d takes", errCorrupt, limit, c.maxValueSize)
+	} else {
+		h, v, err = decodeEntry(data, name, c.keys, c.maxValueSize)
+	}
+	if err != nil || h.expired(c.now()) {
+		if derr := c.drop(ctx, name); derr != nil {
+			return h, nil, attrs, &DeadEntryError{Name: name, Err: derr}
+		}
+		c.droppedDead(ctx, name, err)
+		return h, nil, attrs, ErrMiss
+	}
+	return h, v, attrs, nil
+}
+
+// readHeader fetches only the header of name's entry where the store allows a
+// range read. Expired and corrupt entries are deleted and reported as ErrMiss.
+func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Attributes, error) {
+	data, attrs, err := c.storeRead(ctx, name, 0, headerReadLen)
+	if err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return header{}, attrs, ErrMiss
+		}
+		return header{}, attrs, err
+	}
+	h, err := parseEntryHeader(data)
+	if err == nil {
+		err = c.keys.checkSigned(h)
+	}
+	if err != nil || h.expired(c.now()) {
+		if derr := c.drop(ctx, name); derr != nil {
+			return h, attrs, &DeadEntryError{Name: name, Err: derr}
+		}
+		c.droppedDead(ctx, name, err)
+		return h, attrs, ErrMiss
+	}
+	return h, attrs, nil
+}
+
+// drop deletes an entry the cache found dead (expired or corrupt).
+func (c *Cache) drop(ctx context.Context, name string) error {
+	if err := c.storeDelete(ctx, name); err != nil {
+		return err
+	}
+	c.counter.dropped(name)
+	return nil
+}
+
+// Get returns key's value. It returns an error satisfying errors.Is(err,
+// ErrMiss) when the key has no live entry; when that entry was dead (expired,
+// corrupt or forged) and deleting it failed, the error is also a
+// *DeadEntryError carrying the storage failure.
+func (c *Cache) Get(ctx context.Context, key string) (_ []byte, err error) {
+	ctx, cl := c.begin(ctx, opGet)
+	defer func() { cl.end(ctx, err) }()
+	return c.get(ctx, key)
+}
+
+func (c *Cache) get(ctx context.Context, key string) ([]byte, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, fail("get", key, err)
+	}
+	_, v, _, err := c.read(ctx, c.objectName(key))
+	switch {
+	case err == nil:
+		c.lookup(ctx, true)
+		return v, nil
+	case errors.Is(err, ErrMiss):
+		c.lookup(ctx, false)
+	}
+	return nil, fail("get", key, err)
+}
+
+// Has reports whether key has a live entry. It reads only the entry's header
+// where the store allows range reads.
+func (c *Cache) Has(ctx context.Context, key string) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opHas)
+	defer func() { cl.end(ctx, err) }()
+	if err := c.check(ctx); err != nil {
+		return false, fail("has", key, err)
+	}
+	_, _, err = c.readHeader(ctx, c.objectName(key))
+	switch {
+	case err == nil:
+		return true, nil
+	case cleanMiss(err):
+		return false, nil
+	default:
+		return false, fail("has", key, err)
+	}
+}
+
+// Set stores value under key for ttl (DefaultTTL for the configured default,
+// NoExpiry for ever), replacing any entry. It may first cull the cache.
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) (err error) {
+	ctx, cl := c.begin(ctx, opSet)
+	defer func() { cl.end(ctx, err) }()
+	if err := c.set(ctx, key, value, ttl); err != nil {
+		return fail("set", key, err)
+	}
+	return nil
+}
+
+func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.setNamed(ctx, c.objectName(key), value, ttl)
+}
+
+// setNamed is set with the key's object name already made.
+func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl time.Duration) error {
+	c.stats.sets.Add(1)
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return err
+	}
+	if err := c.cullIfFull(ctx); err != nil {
+		return err
+	}
+	return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+}
+
+// write encodes and stores an entry.
+func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64, opts *driver.WriteOptions) error {
+	if err := c.checkSize(value); err != nil {
+		return err
+	}
+	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	opts.ContentEncoding = e.contentEncoding()
+	if err := c.storeWrite(ctx, name, e, opts); err != nil {
+		return err
+	}
+	c.wrote(name)
+	return nil
+}
+
+// checkSize refuses a value larger than max_value_size.
+func (c *Cache) checkSize(value []byte) error {
+	if int64(len(value)) > c.maxValueSize {
+		return fmt.Errorf("%w: %d bytes, more than max_value_size %d", ErrValueTooLarge, len(value), c.maxValueSize)
+	}
+	return nil
+}
+
+// replace stores an entry over the one read with etag: atomically where the
+// driver implements Replacer, otherwise as a plain write.
+func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int64, etag string) error {
+	if c.replacer == nil {
+		return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+	}
+	if err := c.checkSize(value); err != nil {
+		return err
+	}
+	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	if err := c.storeReplace(ctx, name, e, etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
+		return err
+	}
+	c.wrote(name)
+	return nil
+}
+
+// wrote records a successful write of name: in the entry counter, and as the
+// probe if none is set (one atomic load once it is).
+func (c *Cache) wrote(name string) {
+	c.counter.wrote(name)
+	if c.probe.Load() == nil {
+		c.probe.CompareAndSwap(nil, &name)
+	}
+}
+
+// maxAttempts bounds the retries of a conditional update that keeps losing
+// races; ErrConflict is returned after that.
+const maxAttempts = 64
+
+// Add stores value under key only if the key has no live entry, and reports
+// whether it did. The check and the write are one atomic step (a
+// create-if-absent write; an expired or corrupt entry in the way is replaced
+// with a replace-if-unchanged write where the driver has one).
+func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opAdd)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.adds.Add(1)
+	added, err := c.add(ctx, key, value, ttl)
+	if added {
+		c.stats.added.Add(1)
+	}
+	if err != nil {
+		return false, fail("add", key, err)
+	}
+	return added, nil
+}
+
+func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := c.check(ctx); err != nil {
+		return false, err
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return false, err
+	}
+	name := c.objectName(key)
+	if err := c.cullIfFull(ctx); err != nil {
+		return false, err
+	}
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opAdd, name, attempt)
+		}
+		err := c.write(ctx, name, value, exp, &driver.WriteOptions{IfAbsent: true})
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, driver.ErrPreconditionFailed) {
+			return false, err
+		}
+		// Something is there: live, or dead and replaceable.
+		data, attrs, err := c.storeRead(ctx, name, 0, headerReadLen)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue // deleted meanwhile: try creating again
+		}
+		if err != nil {
+			return false, err
+		}
+		h, herr := parseEntryHeader(data)
+		if herr == nil {
+			herr = c.keys.checkSigned(h)
+		}
+		if herr == nil && !h.expired(c.now()) {
+			return false, nil
+		}
+		if c.replacer == nil {
+			// Not atomic: another process may add between these calls.
+			if err := c.drop(ctx, name); err != nil {
+				return false, err
+			}
+			continue
+		}
+		err = c.replace(ctx, name, value, exp, attrs.ETag)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, driver.ErrPreconditionFailed) && !errors.Is(err, driver.ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, ErrConflict
+}
+
+// Delete removes key's entry and reports whether a live entry was deleted.
+func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opDelete)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.deletes.Add(1)
+	if err := c.check(ctx); err != nil {
+		return false, fail("delete", key, err)
+	}
+	name := c.objectName(key)
+	_, _, err = c.readHeader(ctx, name)
+	if cleanMiss(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fail("delete", key, err)
+	}
+	if err := c.drop(ctx, name); err != nil {
+		return false, fail("delete", key, err)
+	}
+	return true, nil
+}
+
+// Touch gives key's live entry a new expiry and reports whether there was one.
+func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (_ bool, err error) {
+	ctx, cl := c.begin(ctx, opTouch)
+	defer func() { cl.end(ctx, err) }()
+	c.stats.touches.Add(1)
+	if err := c.check(ctx); err != nil {
+		return false, fail("touch", key, err)
+	}
+	exp, err := c.expiry(ttl)
+	if err != nil {
+		return false, fail("touch", key, err)
+	}
+	name := c.objectName(key)
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opTouch, name, attempt)
+		}
+		_, v, attrs, err := c.read(ctx, name)
+		if cleanMiss(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fail("touch", key, err)
+		}
+		err = c.replace(ctx, name, v, exp, attrs.ETag)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, driver.ErrNotFound):
+			return false, nil
+		case !errors.Is(err, driver.ErrPreconditionFailed):
+			return false, fail("touch", key, err)
+		}
+	}
+	return false, fail("touch", key, ErrConflict)
+}
+
+// Incr adds delta to key's integer value and returns the result. The value is
+// stored as base-10 text and keeps its expiry. It returns ErrMiss when the key
+// has no live entry, ErrNotInteger when the value is not an integer and
+// ErrOverflow when the result does not fit an int64. The update is atomic
+// across processes where the driver implements Replacer.
+func (c *Cache) Incr(ctx context.Context, key string, delta int64) (_ int64, err error) {
+	ctx, cl := c.begin(ctx, opIncr)
+	defer func() { cl.end(ctx, err) }()
+	n, err := c.incr(ctx, key, delta, false)
+	if err != nil {
+		return 0, fail("incr", key, err)
+	}
+	return n, nil
+}
+
+// Decr subtracts delta from key's integer value; see Incr.
+func (c *Cache) Decr(ctx context.Context, key string, delta int64) (_ int64, err error) {
+	ctx, cl := c.begin(ctx, opIncr)
+	defer func() { cl.end(ctx, err) }()
+	n, err := c.incr(ctx, key, delta, true)
+	if err != nil {
+		return 0, fail("decr", key, err)
+	}
+	return n, nil
+}
+
+// incr adds delta to key's value, or subtracts it when sub is set (negating
+// delta instead would overflow for math.MinInt64).
+func (c *Cache) incr(ctx context.Context, key string, delta int64, sub bool) (int64, error) {
+	c.stats.incrs.Add(1)
+	if err := c.check(ctx); err != nil {
+		return 0, err
+	}
+	name := c.objectName(key)
+	var buf [20]byte
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			c.retried(ctx, opIncr, name, attempt)
+		}
+		h, v, attrs, err := c.read(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return 0, ErrNotInteger
+		}
+		sum := n + delta
+		overflow := (delta > 0 && sum < n) || (delta < 0 && sum > n)
+		if sub {
+			sum = n - delta
+			overflow = (delta > 0 && sum > n) || (delta < 0 && sum < n)
+		}
+		if overflow {
+			return 0, ErrOverflow
+		}
+		err = c.replace(ctx, name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, attrs.ETag)
+		switch {
+		case err == nil:
+			return sum, nil
+		case errors.Is(err, driver.ErrNotFound):
+			return 0, ErrMiss
+		case !errors.Is(err, driver.ErrPreconditionFailed):
+			return 0, err
+		}
+	}
+	return 0, ErrConflict
+}
