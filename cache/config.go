@@ -32,14 +32,16 @@ import (
 // Names are case-insensitive ("BACKEND", "OPTIONS", "MAX_ENTRIES" work) and
 // take the same options, aliases and validation as URL query parameters
 // (see Open); options may also stand at the top level. "backend" picks the
-// store:
+// store among the registered drivers, each of which says what its backend
+// names are and what "location" means for it (driver.Scheme.Backends and
+// FromConfig). The built-in ones:
 //
-//	s3, s3cache.AmazonS3Cache                 S3: the bucket is options.bucket_name,
+//	s3, s3cache.AmazonS3Cache                 S3 (drivers/s3): the bucket is options.bucket_name,
 //	                                          "location" the folder in it
-//	file, filebased, ...FileBasedCache       a directory: "location" is its absolute path
-//	mem, locmem, ...LocMemCache              memory: "location" names the shared store
+//	file, filebased, ...FileBasedCache       a directory (drivers/file): "location" is its absolute path
+//	mem, locmem, ...LocMemCache              memory (drivers/mem): "location" names the shared store
 //
-// or "url" gives a cache URL to which the other settings are added (and
+// Or "url" gives a cache URL to which the other settings are added (and
 // "location" is the folder).
 //
 // Every entry is honoured or refused, with an error wrapping
