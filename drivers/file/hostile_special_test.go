@@ -20,9 +20,9 @@ import (
 	"github.com/blobcache/blobcache/drivers/file"
 )
 
-// TestHostileFIFO: a named pipe at an entry's object file. No call opens it
-// for reading in a way that blocks: reads see no object, promptly, within a
-// deadline that is never hit; writes replace it and Delete removes it.
+// TestHostileFIFO: a named pipe at an entry's object file is replaced by
+// the writes and removed by Delete, within a deadline that is never hit. (The conformance suite's Hostile/FIFO case checks that reads
+// see no object without blocking.)
 func TestHostileFIFO(t *testing.T) {
 	s := newScene(t, "cache")
 	file := s.plantEntriesOutside("k")["k"]
@@ -40,25 +40,7 @@ func TestHostileFIFO(t *testing.T) {
 		}
 	}
 	s.seal()
-	s.runOps("FIFO", s.readOps("k"))
 	s.runOps("FIFO", s.replaceOps("k", file))
-}
-
-// memGuard is a driver that refuses, instead of passing on, a read of more
-// than max bytes: a caller that asks for a whole sparse object fails the
-// test instead of the machine.
-type memGuard struct {
-	driver.Driver
-	t   *testing.T
-	max int64
-}
-
-func (g memGuard) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	if length < 0 || length > g.max {
-		g.t.Errorf("Read(%q, %d, %d): the cache asked for more than %d bytes", name, offset, length, g.max)
-		return nil, driver.Attributes{}, errors.New("memGuard: unbounded read refused")
-	}
-	return g.Driver.Read(ctx, name, offset, length)
 }
 
 // allocated returns the bytes f allocates.
@@ -85,10 +67,13 @@ func (c *countdown) Err() error {
 	return nil
 }
 
-// TestHostileSparse: a sparse file of 1 TiB at an entry's object file. A
-// read with a length bound allocates the bound, never the claimed size;
-// the cache (max_value_size 64 MiB) sees a miss; a whole read grows with
-// the bytes that arrive instead of allocating 1 TiB up front.
+// TestHostileSparse: a sparse file of 1 TiB at an entry's object file is
+// a regular file, so an object to the file driver: a read with a
+// length bound returns the bound, allocating it and never the claimed size;
+// reads at and past the end work; a whole read grows with the bytes that
+// arrive instead of allocating 1 TiB up front; the cache counts the entry.
+// (The conformance suite's Hostile/SparseObject case checks bounded reads
+// and the cache's miss, and allows the driver to see no object.)
 func TestHostileSparse(t *testing.T) {
 	const size, bound = 1 << 40, 64 << 20
 	s := newScene(t, "cache")
@@ -104,18 +89,8 @@ func TestHostileSparse(t *testing.T) {
 		}
 	}
 	s.seal()
-	c0, d := s.cache()
-	name := c0.ObjectName("k")
-	c, err := cache.New(memGuard{Driver: d, t: t, max: bound + bound/8}, cache.WithLocation("cache"), cache.WithMaxValueSize(bound))
-	if err != nil {
-		t.Fatal(err)
-	}
-	within := func(what string, n uint64) string {
-		if n >= 80<<20 {
-			return fmt.Sprintf("%s allocated %d MiB, want under 80 MiB", what, n>>20)
-		}
-		return ""
-	}
+	c, d := s.cache()
+	name := c.ObjectName("k")
 	s.runOps("sparse 1 TiB", []op{
 		{"driver Read of 64 MiB", func(ctx context.Context) string {
 			var b []byte
@@ -125,7 +100,10 @@ func TestHostileSparse(t *testing.T) {
 			if err != nil || len(b) != bound || attrs.Size != size {
 				return fmt.Sprintf("Read = %d bytes, size %d, %v; want %d bytes of an object of %d", len(b), attrs.Size, err, bound, int64(size))
 			}
-			return within("Read", n)
+			if n >= 80<<20 {
+				return fmt.Sprintf("Read allocated %d MiB, want under 80 MiB", n>>20)
+			}
+			return ""
 		}},
 		{"driver Read at the end", func(ctx context.Context) string {
 			b, _, err := d.Read(ctx, name, size-10, bound)
@@ -154,20 +132,6 @@ func TestHostileSparse(t *testing.T) {
 			}
 			return ""
 		}},
-		{"cache Get", func(ctx context.Context) string {
-			var err error
-			n := allocated(func() { _, err = c.Get(ctx, "k") })
-			if bad := errIs("Get", err, cache.ErrMiss); bad != "" {
-				return bad
-			}
-			return within("Get", n)
-		}},
-		{"cache Has", func(ctx context.Context) string {
-			if ok, err := c.Has(ctx, "k"); ok || err != nil {
-				return fmt.Sprintf("Has = %v, %v; want false, nil", ok, err)
-			}
-			return ""
-		}},
 		{"cache Len", func(ctx context.Context) string {
 			// A regular file named like an entry is an entry to count.
 			if n, err := c.Len(ctx); n != 1 || err != nil {
@@ -175,16 +139,14 @@ func TestHostileSparse(t *testing.T) {
 			}
 			return ""
 		}},
-		{"cache Cull", func(ctx context.Context) string { _, err := c.Cull(ctx); return noErr("Cull", err) }},
-		{"cache Clear", func(ctx context.Context) string { return noErr("Clear", c.Clear(ctx)) }},
-		{"cache Delete", func(ctx context.Context) string { _, err := c.Delete(ctx, "k"); return noErr("Delete", err) }},
-		{"cache Set", func(ctx context.Context) string { return noErr("Set", c.Set(ctx, "k", []byte("v"), cache.NoExpiry)) }},
 	})
 }
 
 // TestHostileLockSymlinks: the lock directory, or every lock file, is a
-// symbolic link out of the store. Writes fail, saying why; reads work;
-// nothing is created or opened outside.
+// symbolic link out of the store. Writes and deletes fail, saying why;
+// reads work; no temporary file is left. (The conformance suite's
+// Hostile/InternalSymlinks case checks that nothing outside changes, and
+// allows any call to fail.)
 func TestHostileLockSymlinks(t *testing.T) {
 	for _, whole := range []bool{true, false} {
 		s := newScene(t, "cache")
@@ -245,9 +207,6 @@ func TestHostileLockSymlinks(t *testing.T) {
 			{"cache Clear", func(ctx context.Context) string { return refusedWrite("Clear", c.Clear(ctx)) }},
 			{"cache Cull", func(ctx context.Context) string { _, err := c.Cull(ctx); return refusedWrite("Cull", err) }},
 		})
-		if entries, _ := os.ReadDir(target); len(entries) > 0 {
-			t.Errorf("%s: lock files were made outside the store: %v", attack, entries)
-		}
 		if got := slices.Collect(func(yield func(string) bool) {
 			for p := range treeState(t, s.store) {
 				if strings.Contains(p, file.TempPrefix) && !yield(p) {
