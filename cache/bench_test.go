@@ -182,7 +182,7 @@ func allocated(f func()) uint64 {
 // copies nor keeps anything: at most the value once more (the compressed
 // entry for a gzip Set, the decompressed value for a gzip Get), and nothing
 // of the value's size without gzip. What a real driver adds is measured per
-// driver (conformance.ValueMemory in drivers/*/bench_test.go).
+// driver (bench.ValueMemory in drivers/*/bench_test.go).
 func TestLargeValueCoreMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("64 MiB values")

@@ -20,55 +20,33 @@ import (
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/cull"
 	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/driver/counting"
 	"github.com/blobcache/blobcache/drivers/mem"
 )
 
-// countingDriver counts the calls a cache makes, keeping the wrapped
-// driver's capabilities.
-type countingDriver struct {
-	driver.Driver
-	reads, writes, deletes, lists, batches atomic.Int64
-	failReads                              error
-}
-
-type replacingCountingDriver struct{ *countingDriver }
-
-func (d *countingDriver) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
-	d.reads.Add(1)
-	if d.failReads != nil {
-		return nil, driver.Attributes{}, d.failReads
-	}
-	return d.Driver.Read(ctx, name, off, n)
-}
-func (d *countingDriver) Write(ctx context.Context, name string, r io.Reader, o *driver.WriteOptions) error {
-	d.writes.Add(1)
-	return d.Driver.Write(ctx, name, r, o)
-}
-func (d *countingDriver) Delete(ctx context.Context, name string) error {
-	d.deletes.Add(1)
-	return d.Driver.Delete(ctx, name)
-}
-func (d *countingDriver) List(ctx context.Context, o *driver.ListOptions) (*driver.ListPage, error) {
-	d.lists.Add(1)
-	return d.Driver.List(ctx, o)
-}
-func (d replacingCountingDriver) Replace(ctx context.Context, name string, r io.Reader, etag string, o *driver.WriteOptions) error {
-	d.writes.Add(1)
-	return d.Driver.(driver.Replacer).Replace(ctx, name, r, etag, o)
-}
-func (d replacingCountingDriver) DeleteBatch(ctx context.Context, names []string) error {
-	d.batches.Add(1)
-	return d.Driver.(driver.BatchDeleter).DeleteBatch(ctx, names)
-}
-
-func newCounted(t testing.TB, store driver.Driver, opts ...cache.Option) (*cache.Cache, *countingDriver) {
+// newCounted returns a cache over store, every driver call it makes
+// counted; the counting wrapper keeps store's optional capabilities.
+func newCounted(t testing.TB, store driver.Driver, opts ...cache.Option) (*cache.Cache, *counting.Counter) {
 	t.Helper()
-	cd := &countingDriver{Driver: store}
-	c, err := cache.New(replacingCountingDriver{cd}, opts...)
+	d, n := counting.Wrap(store)
+	c, err := cache.New(d, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, cd
+	return c, n
+}
+
+// failingReads fails every Read with err once err is set.
+type failingReads struct {
+	driver.Driver
+	err error
+}
+
+func (d *failingReads) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
+	if d.err != nil {
+		return nil, driver.Attributes{}, d.err
+	}
+	return d.Driver.Read(ctx, name, off, n)
 }
 
 func names(t testing.TB, d driver.Driver, prefix string) []string {
@@ -282,7 +260,7 @@ func TestCullingEqualsCountingEveryWrite(t *testing.T) {
 				}
 			}
 			// The test's own listings after each op are not the cache's; subtract them.
-			cacheLists := cd.lists.Load()
+			cacheLists := cd.Counts().Lists
 			t.Logf("3000 ops, %d culls, %d cache LISTs", ref.culls, cacheLists)
 			if ref.culls == 0 {
 				t.Fatal("the sequence never culled: test is too weak")
@@ -305,7 +283,7 @@ func TestSteadyStateListing(t *testing.T) {
 		t.Run(fmt.Sprint("caches=", procs), func(t *testing.T) {
 			store := mem.New()
 			var caches []*cache.Cache
-			var counters []*countingDriver
+			var counters []*counting.Counter
 			for range procs {
 				// Separate Cache values over one store behave as separate
 				// processes: each has its own counter.
@@ -327,7 +305,7 @@ func TestSteadyStateListing(t *testing.T) {
 			}
 			var lists int64
 			for _, cd := range counters {
-				lists += cd.lists.Load()
+				lists += cd.Counts().Lists
 			}
 			perSet := float64(lists) / sets
 			t.Logf("%d cache(s): %d LIST requests for %d Sets = %.4f per Set; max entries observed %d", procs, lists, sets, perSet, maxSeen)
@@ -348,9 +326,13 @@ func TestSteadyStateListing(t *testing.T) {
 func TestStorageErrorsAreReturned(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("disk on fire")
-	c, cd := newCounted(t, mem.New())
+	store := &failingReads{Driver: mem.New()}
+	c, err := cache.New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	must(t, c.Set(ctx, "k", []byte("v"), cache.DefaultTTL))
-	cd.failReads = boom
+	store.err = boom
 	for name, err := range map[string]error{
 		"Get":     func() error { _, err := c.Get(ctx, "k"); return err }(),
 		"Has":     func() error { _, err := c.Has(ctx, "k"); return err }(),
@@ -545,7 +527,7 @@ func TestHiddenEntriesListNotOnEveryWrite(t *testing.T) {
 	}
 	// The first write lists; after that, at most one listing per 10 own new
 	// entries (the limit), never one per write.
-	if n := cd.lists.Load(); n < 2 || n > 12 {
+	if n := cd.Counts().Lists; n < 2 || n > 12 {
 		t.Errorf("100 Sets on a hiding store made %d LISTs, want 2 to 12 (one per max_entries writes)", n)
 	}
 	if got := c.Stats().Errors; got < 1 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/internal/memuse"
 )
 
 // hostileCases is the hostile-store section: what a writer with access to
@@ -377,7 +378,7 @@ func caseHostileSparse(e *env) {
 	e.must(err)
 	// measured runs f and says what is wrong with the memory it used.
 	measured := func(what string, f func()) string {
-		m, _ := MeasureMemory(func() error { f(); return nil })
+		m, _ := memuse.Measure(func() error { f(); return nil })
 		if m.Allocated >= most {
 			return fmt.Sprintf("%s of a sparse 1 TiB object allocated %d MiB, want under %d MiB (%s)", what, m.Allocated>>20, most>>20, clauseBounded)
 		}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
-	"github.com/blobcache/blobcache/internal/loadgen"
 )
 
 // Defaults and bounds of the bench flags.
@@ -69,7 +69,7 @@ func benchFlags(fs *flag.FlagSet, v *flagValues) {
 	fs.Int64Var(&v.ops, "ops", 0, fmt.Sprintf("stop after `N` operations in all, at most %d (0: no limit); with -duration, whichever comes first", int64(maxBenchOps)))
 	fs.IntVar(&v.keyspace, "keyspace", defaultBenchKeyspace, fmt.Sprintf("draw keys uniformly from `N` distinct keys, each written once before the run; 1 to %d", maxBenchKeyspace))
 	fs.StringVar(&v.valueSize, "value-size", defaultValueSize, "`SIZE` of every value written: bytes (4096) or with a unit (B, kB, KiB, MB, MiB, GB, GiB); 1 byte to 1 GiB, and at most the cache's max_value_size")
-	fs.StringVar(&v.mix, "mix", defaultBenchMix, fmt.Sprintf("operations and their weights, `MIX` = op=weight,...; ops: get, set, add, has, delete, incr, each at most once; weights 0 to %d, at least one positive", loadgen.MaxWeight))
+	fs.StringVar(&v.mix, "mix", defaultBenchMix, fmt.Sprintf("operations and their weights, `MIX` = op=weight,...; ops: get, set, add, has, delete, incr, each at most once; weights 0 to %d, at least one positive", bench.MaxWeight))
 	fs.StringVar(&v.ttl, "ttl", "none", "expiry `D` of the bench's writes: "+ttlUsage)
 	fs.BoolVar(&v.raw, "raw", true, "then run the same workload on the store through the driver, without the cache, and print the throughput ratio cache/raw; -raw=false runs the cache only")
 	fs.Uint64Var(&v.seed, "seed", 0, "seed `N` of the key and operation choices, for a repeatable run (0: random; the seed used is printed)")
@@ -117,8 +117,8 @@ func checkBench(v *flagValues) error {
 }
 
 // benchConfig checks the bench flags and turns them into a workload.
-func benchConfig(v *flagValues) (loadgen.Config, error) {
-	var cfg loadgen.Config
+func benchConfig(v *flagValues) (bench.Workload, error) {
+	var cfg bench.Workload
 	switch {
 	case v.workers < 1:
 		return cfg, usagef("-workers must be at least 1, got %d", v.workers)
@@ -144,7 +144,7 @@ func benchConfig(v *flagValues) (loadgen.Config, error) {
 	if size < 1 || size > maxValueSize {
 		return cfg, usagef("-value-size must be from 1 byte to 1 GiB, got %q", v.valueSize)
 	}
-	mix, err := loadgen.ParseMix(v.mix)
+	mix, err := bench.ParseMix(v.mix)
 	if err != nil {
 		return cfg, usagef("-mix: %s", strings.TrimPrefix(err.Error(), "loadgen: "))
 	}
@@ -153,13 +153,13 @@ func benchConfig(v *flagValues) (loadgen.Config, error) {
 		return cfg, err
 	}
 	if ttl == cache.DefaultTTL {
-		ttl = cache.NoExpiry // -ttl "": loadgen has no "the URL's timeout"
+		ttl = cache.NoExpiry // -ttl "": the load generator has no "the URL's timeout"
 	}
 	seed := v.seed
-	for seed == 0 { // 0 would make loadgen pick one we could not print
+	for seed == 0 { // 0 would make the load generator pick one we could not print
 		seed = rand.Uint64()
 	}
-	cfg = loadgen.Config{
+	cfg = bench.Workload{
 		Workers:        v.workers,
 		Ops:            v.ops,
 		Keyspace:       v.keyspace,
@@ -238,7 +238,7 @@ func cmdBench(e *env, c *cache.Cache, _ []string) error {
 	// them, with a context of their own bounded by cfg.CleanupTimeout.
 	var runErr error
 	if e.flags.raw {
-		cmp, err := loadgen.Compare(e.ctx, c, cfg)
+		cmp, err := bench.Compare(e.ctx, c, cfg)
 		switch {
 		case cmp != nil && cmp.Raw != nil:
 			fmt.Fprint(w, cmp)
@@ -262,7 +262,7 @@ func cmdBench(e *env, c *cache.Cache, _ []string) error {
 		return err
 	}
 	if e.ctx.Err() != nil {
-		if errors.Is(runErr, loadgen.ErrCleanup) {
+		if errors.Is(runErr, bench.ErrCleanup) {
 			// Reported as "interrupted", with what could not be deleted.
 			return fmt.Errorf("%w; then %w", e.ctx.Err(), runErr)
 		}
@@ -296,16 +296,16 @@ func hasEntries(ctx context.Context, c *cache.Cache) (bool, error) {
 // benchCache runs cfg on c's cache only (-raw=false), then deletes the keys
 // it may have written, also when the run failed or ctx was cancelled, or
 // when Run panics (the panic goes on after the cleanup).
-func benchCache(ctx context.Context, c *cache.Cache, cfg loadgen.Config) (_ *loadgen.Report, err error) {
-	target := loadgen.CacheTarget(c, cfg.Keyspace, cfg.TTL)
+func benchCache(ctx context.Context, c *cache.Cache, cfg bench.Workload) (_ *bench.Report, err error) {
+	target := bench.CacheTarget(c, cfg.Keyspace, cfg.TTL)
 	defer func() {
-		cctx, cancel := loadgen.CleanupContext(ctx, cfg.CleanupTimeout)
+		cctx, cancel := bench.CleanupContext(ctx, cfg.CleanupTimeout)
 		defer cancel()
-		if cerr := loadgen.Cleanup(cctx, target); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("%w: deleting the bench's keys: %w", loadgen.ErrCleanup, cerr))
+		if cerr := bench.Cleanup(cctx, target); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: deleting the bench's keys: %w", bench.ErrCleanup, cerr))
 		}
 	}()
-	return loadgen.Run(ctx, target, cfg)
+	return bench.RunLoad(ctx, target, cfg)
 }
 
 // describeLocation is the location line of bench's and stats' output.
@@ -317,7 +317,7 @@ func describeLocation(c *cache.Cache) string {
 }
 
 // describeWorkload is the workload line of bench's output.
-func describeWorkload(cfg loadgen.Config) string {
+func describeWorkload(cfg bench.Workload) string {
 	var limit string
 	switch {
 	case cfg.Ops > 0 && cfg.Duration > 0:

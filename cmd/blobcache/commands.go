@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/cache"
-	"github.com/blobcache/blobcache/internal/loadgen"
 )
 
 // flagValues are the values of the commands' own flags.
@@ -33,7 +33,7 @@ type flagValues struct {
 	mix       string
 	raw       bool
 	seed      uint64
-	benchCfg  loadgen.Config // the bench flags, checked and parsed
+	benchCfg  bench.Workload // the bench flags, checked and parsed
 }
 
 // ttlUsage documents -ttl, for set and bench alike.

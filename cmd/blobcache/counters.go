@@ -1,50 +1,26 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/blobcache/blobcache/cache"
-	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/driver/counting"
 )
 
-// scanCounter counts the calls stats makes to the store through the driver
-// directly (it lists and reads headers that way: the cache has no call that
-// returns object names, sizes and times), which the cache's own Stats cannot
-// see. On S3 each call is one request: a LIST is one ListObjectsV2 page, a
-// read one GetObject. Other calls pass through uncounted (the scan makes
-// none), and it has only the base driver.Driver methods.
-type scanCounter struct {
-	driver.Driver
-	lists, reads, bytesRead atomic.Int64
-}
-
-// Read implements driver.Driver.
-func (c *scanCounter) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
-	c.reads.Add(1)
-	data, attrs, err := c.Driver.Read(ctx, name, off, n)
-	c.bytesRead.Add(int64(len(data)))
-	return data, attrs, err
-}
-
-// List implements driver.Driver.
-func (c *scanCounter) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	c.lists.Add(1)
-	return c.Driver.List(ctx, opts)
-}
-
-// Close implements driver.Driver. It does not close the wrapped driver,
-// which belongs to the cache.
-func (c *scanCounter) Close() error { return nil }
-
-// addTo adds the counted calls to s's request and byte counters, so that s
-// holds everything this process asked of the store.
-func (c *scanCounter) addTo(s *cache.Stats) {
-	s.Lists += c.lists.Load()
-	s.Reads += c.reads.Load()
-	s.BytesRead += c.bytesRead.Load()
+// addScan adds the calls stats made to the store through the driver
+// directly, counted with counting.Wrap (it lists and reads headers that way:
+// the cache has no call that returns object names, sizes and times, so the
+// cache's own Stats cannot see them), to s's request and byte counters, so
+// that s holds everything this process asked of the store. On S3 each call
+// is one request: a LIST is one ListObjectsV2 page, a read one GetObject.
+func addScan(s *cache.Stats, n counting.Counts) {
+	s.Lists += n.Lists
+	s.Reads += n.Reads
+	s.BytesRead += n.BytesRead
+	s.Writes += n.Writes + n.Replaces
+	s.DeleteRequests += n.Deletes
+	s.BatchDeletes += n.BatchDeletes
 }
 
 // writeCounters writes the counters block that bench and stats print after

@@ -11,6 +11,7 @@ import (
 
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
+	"github.com/blobcache/blobcache/driver/counting"
 )
 
 // defaultStatsConcurrency is how many header reads stats keeps in flight by
@@ -123,8 +124,9 @@ type stats struct {
 func cmdStats(e *env, c *cache.Cache, _ []string) error {
 	// The scan calls the driver directly (the cache has no call returning
 	// names, sizes and times), so the cache's Stats do not see it: the
-	// wrapper counts its requests for the counters block.
-	d := &scanCounter{Driver: c.Driver()}
+	// wrapper counts its requests for the counters block. It is never
+	// closed: the driver belongs to the cache.
+	d, scanned := counting.Wrap(c.Driver())
 	start := time.Now()
 	objs, err := listEntries(e, d, c)
 	if err != nil {
@@ -159,7 +161,7 @@ func cmdStats(e *env, c *cache.Cache, _ []string) error {
 	// This process's requests: the cache's (none, as stats makes no cache
 	// call) and the scan's, counted at the driver.
 	counters := c.Stats()
-	d.addTo(&counters)
+	addScan(&counters, scanned.Counts())
 	return writeCounters(e.stdout, statsCountersHeading, counters, "header reads")
 }
 

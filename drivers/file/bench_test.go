@@ -7,7 +7,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
-	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/bench"
 )
 
 // benchHarness is one fresh directory. Its Go CDK bucket is fileblob on
@@ -22,13 +22,13 @@ func (h *benchHarness) OpenBucket(context.Context) (*blob.Bucket, error) {
 	return fileblob.OpenBucket(h.gcdkDir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
 }
 
-// BenchmarkCache runs the conformance benchmarks on the file driver:
+// BenchmarkCache runs the benchmarks of package bench on the file driver:
 //
 //	go test -run XXX -bench Cache -benchmem -count 5 ./drivers/file/ | tee file.txt
 //	benchstat -col /impl file.txt
 func BenchmarkCache(b *testing.B) {
-	conformance.RunBenchmarks(b, func(ctx context.Context, b *testing.B) (conformance.Harness, error) {
-		return &benchHarness{harness: harness{dir: b.TempDir()}, gcdkDir: b.TempDir()}, nil
+	bench.RunBenchmarks(b, func(ctx context.Context, tb testing.TB) (bench.Harness, error) {
+		return &benchHarness{harness: harness{dir: tb.TempDir()}, gcdkDir: tb.TempDir()}, nil
 	})
 }
 
@@ -40,8 +40,8 @@ func TestValueMemory(t *testing.T) {
 		t.Skip("64 MiB values")
 	}
 	const size = 64 << 20
-	got := conformance.ValueMemory(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
-		return &harness{dir: t.TempDir()}, nil
+	got := bench.ValueMemory(t, func(ctx context.Context, tb testing.TB) (bench.Harness, error) {
+		return &harness{dir: tb.TempDir()}, nil
 	}, size)
 	for what, m := range got {
 		if m.Allocated >= 3*size {

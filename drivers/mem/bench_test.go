@@ -9,7 +9,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
-	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/mem"
 )
@@ -44,16 +44,16 @@ func (h *benchHarness) Close() {
 
 var benchStores atomic.Int64
 
-func benchMaker(ctx context.Context, b *testing.B) (conformance.Harness, error) {
+func benchMaker(context.Context, testing.TB) (bench.Harness, error) {
 	return &benchHarness{harness{name: fmt.Sprintf("bench-%d", benchStores.Add(1))}}, nil
 }
 
-// BenchmarkCache runs the conformance benchmarks on the memory driver:
+// BenchmarkCache runs the benchmarks of package bench on the memory driver:
 //
 //	go test -run XXX -bench Cache -benchmem -count 5 ./drivers/mem/ | tee mem.txt
 //	benchstat -col /impl mem.txt
 func BenchmarkCache(b *testing.B) {
-	conformance.RunBenchmarks(b, benchMaker)
+	bench.RunBenchmarks(b, benchMaker)
 }
 
 // TestValueMemory measures Set and Get of a 64 MiB value in memory, gzip off
@@ -66,9 +66,7 @@ func TestValueMemory(t *testing.T) {
 		t.Skip("64 MiB values")
 	}
 	const size = 64 << 20
-	got := conformance.ValueMemory(t, func(context.Context, *testing.T) (conformance.Harness, error) {
-		return &benchHarness{harness{name: fmt.Sprintf("bench-%d", benchStores.Add(1))}}, nil
-	}, size)
+	got := bench.ValueMemory(t, benchMaker, size)
 	if raceEnabled {
 		t.Log("race detector on: allocations logged, the 3x bound not asserted")
 		return

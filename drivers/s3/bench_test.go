@@ -10,7 +10,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
-	"github.com/blobcache/blobcache/conformance"
+	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/s3"
 	"github.com/blobcache/blobcache/internal/s3test"
@@ -81,15 +81,15 @@ func (h *benchHarness) Requests() int64     { return h.rc.n.Load() }
 func (h *benchHarness) FolderObjects() bool { return false }
 func (h *benchHarness) Close()              {}
 
-// BenchmarkCache runs the conformance benchmarks on S3 (MinIO), each cache
+// BenchmarkCache runs the benchmarks of package bench on S3 (MinIO), each cache
 // call beside the driver's and s3blob's own, with requests per operation:
 //
 //	go run ./internal/cmd/testall -race=false -run XXX -bench Cache -benchmem -count 5 ./drivers/s3/
 //
 // or with BLOBCACHE_S3_* set, go test -run XXX -bench Cache -benchmem ./drivers/s3/.
 func BenchmarkCache(b *testing.B) {
-	conformance.RunBenchmarks(b, func(ctx context.Context, b *testing.B) (conformance.Harness, error) {
-		return newBenchHarness(b), nil
+	bench.RunBenchmarks(b, func(ctx context.Context, tb testing.TB) (bench.Harness, error) {
+		return newBenchHarness(tb), nil
 	})
 }
 
@@ -103,7 +103,7 @@ func TestValueMemory(t *testing.T) {
 	}
 	const size = 64 << 20
 	h := newBenchHarness(t)
-	got := conformance.ValueMemory(t, func(context.Context, *testing.T) (conformance.Harness, error) { return h, nil }, size)
+	got := bench.ValueMemory(t, func(context.Context, testing.TB) (bench.Harness, error) { return h, nil }, size)
 	for what, m := range got {
 		if what == "Set/driver" || what == "Get/driver" {
 			continue

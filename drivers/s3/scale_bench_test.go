@@ -16,10 +16,10 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/s3"
-	"github.com/blobcache/blobcache/internal/loadgen"
 	"github.com/blobcache/blobcache/internal/s3test"
 )
 
@@ -299,17 +299,17 @@ func TestLoadThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	mix, err := loadgen.ParseMix("get=90,set=10")
+	mix, err := bench.ParseMix("get=90,set=10")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := loadgen.Config{Workers: 64, Duration: 20 * time.Second, Keyspace: 1000, ValueSize: 1024, Mix: mix}
-	cmp, err := loadgen.Compare(t.Context(), c, cfg)
+	cfg := bench.Workload{Workers: 64, Duration: 20 * time.Second, Keyspace: 1000, ValueSize: 1024, Mix: mix}
+	cmp, err := bench.Compare(t.Context(), c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", cmp)
-	for _, r := range []*loadgen.Report{cmp.Cache, cmp.Raw} {
+	for _, r := range []*bench.Report{cmp.Cache, cmp.Raw} {
 		if r.RequestsPerOp > 1.01 {
 			t.Errorf("%s: %.3f requests per operation, want 1", r.Target, r.RequestsPerOp)
 		}

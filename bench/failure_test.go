@@ -1,4 +1,4 @@
-package loadgen
+package bench
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func TestParseMixBounds(t *testing.T) {
 // TestSplitHalves: every half of a Compare that runs has a limit; a zero
 // duration there would be a run without end.
 func TestSplitHalves(t *testing.T) {
-	for _, cfg := range []Config{
+	for _, cfg := range []Workload{
 		{Duration: 1},
 		{Duration: 3},
 		{Duration: time.Second},
@@ -203,7 +203,7 @@ func TestCompareCleansUpAfterFailure(t *testing.T) {
 						t.Errorf("Compare panicked: %v", r)
 					}
 				}()
-				cmp, err = Compare(ctx, c, Config{Workers: 4, Ops: 1000, Keyspace: keyspace, Mix: mix, Seed: 1})
+				cmp, err = Compare(ctx, c, Workload{Workers: 4, Ops: 1000, Keyspace: keyspace, Mix: mix, Seed: 1})
 			}()
 			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("Compare = %v, want an error containing %q", err, tc.want)
@@ -228,7 +228,7 @@ func TestCompareCleanupIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	mix, _ := ParseMix("get=1")
-	_, err = Compare(t.Context(), c, Config{Workers: 2, Ops: 10, Keyspace: 5, Mix: mix, CleanupTimeout: time.Millisecond})
+	_, err = Compare(t.Context(), c, Workload{Workers: 2, Ops: 10, Keyspace: 5, Mix: mix, CleanupTimeout: time.Millisecond})
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCleanup) || !strings.Contains(err.Error(), "deleting the cache run's keys") || !strings.Contains(err.Error(), "deleting the raw run's objects") {
 		t.Errorf("Compare with deletes that hang = %v, want both cleanups to fail with the deadline", err)
 	}

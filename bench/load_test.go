@@ -1,16 +1,13 @@
-package loadgen
+package bench
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
-	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/mem"
 )
 
@@ -26,7 +23,7 @@ func TestParseMix(t *testing.T) {
 	for r := range m.total {
 		counts[m.pick(r)]++
 	}
-	if counts[Get] != 90 || counts[Set] != 10 || len(counts) != 2 {
+	if counts[OpGet] != 90 || counts[OpSet] != 10 || len(counts) != 2 {
 		t.Errorf("picks = %v", counts)
 	}
 	for _, bad := range []string{"", "get", "get=x", "get=-1", "fetch=1", "get=1,get=2", "get=0,set=0"} {
@@ -64,34 +61,6 @@ func TestHistogram(t *testing.T) {
 	}
 }
 
-func TestCountDriverKeepsCapabilities(t *testing.T) {
-	d, calls := CountDriver(mem.New())
-	defer d.Close()
-	if _, ok := d.(driver.Replacer); !ok {
-		t.Error("lost Replacer")
-	}
-	if _, ok := d.(driver.BatchDeleter); !ok {
-		t.Error("lost BatchDeleter")
-	}
-	base, _ := CountDriver(baseOnly{d})
-	if _, ok := base.(driver.Replacer); ok {
-		t.Error("gained Replacer")
-	}
-	if _, ok := base.(driver.BatchDeleter); ok {
-		t.Error("gained BatchDeleter")
-	}
-	ctx := context.Background()
-	d.Read(ctx, "x", 0, -1)
-	d.Write(ctx, "x", strings.NewReader("v"), &driver.WriteOptions{})
-	d.(driver.BatchDeleter).DeleteBatch(ctx, []string{"x"})
-	if n := calls(); n != 3 {
-		t.Errorf("calls = %d, want 3", n)
-	}
-}
-
-// baseOnly hides a driver's optional capabilities.
-type baseOnly struct{ driver.Driver }
-
 // TestCompareOnMem runs a small mixed workload on mem:// against the cache
 // and its raw driver.
 func TestCompareOnMem(t *testing.T) {
@@ -105,7 +74,7 @@ func TestCompareOnMem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Workers: 4, Ops: 4000, Keyspace: 200, ValueSize: 512, Mix: mix, Seed: 42}
+	cfg := Workload{Workers: 4, Ops: 4000, Keyspace: 200, ValueSize: 512, Mix: mix, Seed: 42}
 	cmp, err := Compare(ctx, c, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +91,7 @@ func TestCompareOnMem(t *testing.T) {
 		if sum != r.All.Ops || len(r.PerOp) != 6 {
 			t.Errorf("%s: per-op counts %v do not add up to %d", r.Target, r.PerOp, r.All.Ops)
 		}
-		if g := r.PerOp[Get]; g.Misses == g.Ops {
+		if g := r.PerOp[OpGet]; g.Misses == g.Ops {
 			t.Errorf("%s: every get missed", r.Target)
 		}
 		if !(r.All.P50 > 0 && r.All.P50 <= r.All.P99 && r.All.P99 <= r.All.P999 && r.All.P999 <= r.All.Max) {
@@ -156,7 +125,7 @@ func TestGetOnlyIsOneRequest(t *testing.T) {
 	}
 	defer c.Close()
 	mix, _ := ParseMix("get=1")
-	cmp, err := Compare(ctx, c, Config{Workers: 2, Duration: 100 * time.Millisecond, Keyspace: 50, Mix: mix})
+	cmp, err := Compare(ctx, c, Workload{Workers: 2, Duration: 100 * time.Millisecond, Keyspace: 50, Mix: mix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +148,7 @@ func TestStopsAtFirstError(t *testing.T) {
 	}
 	d.Close() // every call now fails
 	mix, _ := ParseMix("get=1")
-	r, err := Run(t.Context(), CacheTarget(c, 10, cache.NoExpiry), Config{Workers: 2, Duration: time.Minute, Mix: mix, NoPrefill: true})
+	r, err := RunLoad(t.Context(), CacheTarget(c, 10, cache.NoExpiry), Workload{Workers: 2, Duration: time.Minute, Mix: mix, NoPrefill: true})
 	if err == nil || r == nil || r.Err == nil || r.Elapsed > 10*time.Second {
 		t.Fatalf("Run on a closed store: %v, %v", r, err)
 	}
