@@ -9,6 +9,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager v0.4.3
 	github.com/aws/aws-sdk-go-v2/service/s3 v1.111.0
 	github.com/aws/smithy-go v1.28.1
+	github.com/google/btree v1.1.3
 	github.com/google/go-cmp v0.7.0
 	gocloud.dev v0.47.0
 	golang.org/x/sync v0.25.0

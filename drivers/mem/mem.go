@@ -1,25 +1,59 @@
-// Package mem is the in-memory blobcache driver: Go CDK's memblob through
-// package github.com/blobcache/blobcache/drivers/blob, plus what memblob
-// lacks.
+// Package mem is the in-memory blobcache driver, behind mem:// URLs: a store
+// of its own in the process's memory, which depends only on the standard
+// library, package driver and an ordered index (github.com/google/btree).
 //
-// memblob has no replace-if-unchanged, and its create-if-absent cannot be
-// combined with one. So every change to an object (Write, Replace, Delete,
-// DeleteBatch) runs under its name's lock, which makes IfAbsent and Replace
-// atomic and the changes to each object linearizable, and the store keeps a
-// version per name: a number from a counter that never repeats within the
-// store, which is the ETag that Read returns (under the same lock) and
-// Replace compares. Names hash onto a fixed set of locks, so that writers of
-// different names rarely wait for each other; DeleteBatch holds the locks of
-// all its names at once, so a batch is one step.
+// # Design
+//
+// A store keeps each object as an immutable value (its bytes, its ModTime
+// and its version) that a change replaces whole, never edits. Names hash
+// (FNV-1a) onto a fixed set of shards; each shard is a lock and a map from
+// the names of the shard to their entries, so that a Read is one map lookup
+// and writers of different names rarely wait for each other. Besides the
+// shards, one B-tree holds every entry in byte-wise order of name, under a
+// read-write lock of its own, for List.
+//
+// Every change to a name (Write, Replace, Delete, DeleteBatch) runs under
+// its shard's lock: the check (IfAbsent, Replace's version) and the change
+// are one step, which makes IfAbsent and Replace atomic and the changes to
+// each name linearizable. An overwrite swaps the entry's value atomically;
+// creating or deleting a name also updates the B-tree, under its lock,
+// taken after the shard's lock. DeleteBatch holds the locks of all the
+// shards of its names (in shard order, so batches never deadlock) and the
+// B-tree's lock at once, so a batch is one step for readers and listers
+// alike. A body is read into a buffer of the store's own before any lock is
+// taken; a body that fails stores nothing.
+//
+// The version of an object is a number from a counter that never repeats
+// within the store; it is the ETag that Read returns and Replace compares.
+// Writing the same bytes again is a new version.
+//
+// A List page walks the B-tree from its start under the B-tree's read lock:
+// O(page + log n), never a sort of the store. The page token is the last
+// name of the page, encoded; the next page starts strictly after it, so
+// while writers run concurrently, a name present throughout a listing is
+// listed exactly once, and names come in strictly increasing order.
+//
+// Data is never aliased: Write copies the body into memory only the store
+// holds, and Read returns a fresh copy of the range asked for, allocating
+// exactly min(size-offset, length) bytes (size-offset for a negative
+// length, none past the end). The store keeps a body's bytes in a buffer of
+// their size, never in one grown to up to twice it.
 //
 // # Names
 //
-// memblob keeps its objects in a map under the keys as given and lists those
-// keys as they are: it neither escapes nor unescapes (no HexUnescape), so
-// every name that [driver.ValidateName] accepts is stored, listed and
-// deleted exactly as given, including names that other stores rewrite, such
-// as "a../b" or "x__0x2f__y". Invalid names are refused by every method with
-// [driver.ErrInvalidName] ([Driver.ValidateName]).
+// Names are kept and listed as given, so every name that
+// [driver.ValidateName] accepts is stored, listed and deleted exactly as
+// given, including names that other stores rewrite, such as "a../b" or
+// "x__0x2f__y". Invalid names are refused by every method with
+// [driver.ErrInvalidName] ([Driver.ValidateName]). List prefixes are
+// compared byte for byte and need not be valid names.
+//
+// # Stores and handles
+//
+// [New] returns a handle on a private store, freed by its Close. [Open]
+// returns a handle on a store named in the process, shared by every handle
+// opened with the name, which lives as long as the process. Calls on a
+// closed handle fail.
 //
 // A [*Driver] implements [driver.Driver], [driver.BatchDeleter],
 // [driver.Replacer] and [driver.NameValidator], and is safe for concurrent
@@ -28,76 +62,117 @@ package mem
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/google/btree"
 
 	"github.com/blobcache/blobcache/driver"
-	blobdrv "github.com/blobcache/blobcache/drivers/blob"
-	gcblob "gocloud.dev/blob"
-	"gocloud.dev/blob/memblob"
 )
 
 // errClosed is returned by calls made after Close.
 var errClosed = errors.New("mem: driver is closed")
 
-// lockStripes is the number of name locks of a store.
-const lockStripes = 64
+// shardCount is the number of shards (and name locks) of a store.
+const shardCount = 64
 
-// store is one in-memory bucket and the versions of its objects.
-type store struct {
-	b *blobdrv.Driver // over a memblob bucket only this store uses
+// treeDegree is the B-tree's degree: nodes of 31 to 63 entries.
+const treeDegree = 32
 
-	// locks[stripe(name)] is held for writing across every change of name,
-	// for reading across a read of it.
-	locks [lockStripes]sync.RWMutex
-
-	verMu sync.Mutex
-	gen   uint64            // last version handed out
-	ver   map[string]uint64 // version of each existing object; absent = no object
+// object is one version of an object. It is never modified once stored.
+type object struct {
+	data    []byte
+	modTime time.Time
+	etag    string // the version, quoted
 }
 
-// stripe returns the index of name's lock (FNV-1a).
-func stripe(name string) int {
+// entry is a name that has an object. It is in its shard's map and in the
+// B-tree exactly while the name has an object; obj is never nil.
+type entry struct {
+	name string
+	obj  atomic.Pointer[object]
+}
+
+// shard holds the entries of the names that hash onto it.
+type shard struct {
+	// mu is held for writing across every change of a name of the shard
+	// and for reading across a lookup in m.
+	mu sync.RWMutex
+	m  map[string]*entry
+	// Padding to a 64-byte cache line, so that shards' locks share none.
+	_ [(64 - (unsafe.Sizeof(sync.RWMutex{})+unsafe.Sizeof(map[string]*entry(nil)))%64) % 64]byte
+}
+
+// store is one in-memory store.
+type store struct {
+	shards [shardCount]shard
+
+	// treeMu guards tree. It is taken after a shard's lock, never before.
+	treeMu sync.RWMutex
+	tree   *btree.BTreeG[*entry] // every entry, by name
+
+	gen atomic.Uint64 // last version handed out
+}
+
+func entryLess(a, b *entry) bool { return a.name < b.name }
+
+func newStore() *store {
+	s := &store{tree: btree.NewG(treeDegree, entryLess)}
+	for i := range s.shards {
+		s.shards[i].m = map[string]*entry{}
+	}
+	return s
+}
+
+// shardIndex returns the index of name's shard (FNV-1a).
+func shardIndex(name string) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(name); i++ {
 		h ^= uint32(name[i])
 		h *= 16777619
 	}
-	return int(h % lockStripes)
+	return int(h % shardCount)
 }
 
-// version returns name's version and whether the object exists.
-func (s *store) version(name string) (uint64, bool) {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	v, ok := s.ver[name]
-	return v, ok
+// newObject returns a new version holding data.
+func (s *store) newObject(data []byte) *object {
+	v := s.gen.Add(1)
+	var b [24]byte
+	etag := strconv.AppendUint(append(b[:0], '"'), v, 10)
+	return &object{data: data, modTime: time.Now(), etag: string(append(etag, '"'))}
 }
 
-// bump gives name a new version.
-func (s *store) bump(name string) {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	s.gen++
-	s.ver[name] = s.gen
+// insertLocked adds a new entry for name, which has none; the caller holds
+// the lock of sh, name's shard.
+func (s *store) insertLocked(sh *shard, name string, o *object) {
+	e := &entry{name: name}
+	e.obj.Store(o)
+	s.treeMu.Lock()
+	s.tree.ReplaceOrInsert(e)
+	s.treeMu.Unlock()
+	sh.m[name] = e
 }
 
-// forget removes name's version.
-func (s *store) forget(name string) {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	delete(s.ver, name)
-}
-
-func newStore() *store {
-	return &store{
-		b:   blobdrv.NewBase(memblob.OpenBucket(&memblob.Options{NoMD5: true}), blobdrv.WithEscaping(blobdrv.EscapingNone)),
-		ver: map[string]uint64{},
+// free drops every object of the store.
+func (s *store) free() {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+		defer s.shards[i].mu.Unlock()
 	}
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
+	for i := range s.shards {
+		s.shards[i].m = map[string]*entry{}
+	}
+	s.tree.Clear(false)
 }
 
 var (
@@ -144,139 +219,264 @@ func Open(name string) *Driver {
 	return &Driver{s: s}
 }
 
-// ValidateName implements [driver.NameValidator]. memblob stores and lists
-// keys as given, so this is [driver.ValidateName]: every valid name
+// ValidateName implements [driver.NameValidator]. Names are stored and
+// listed as given, so this is [driver.ValidateName]: every valid name
 // round-trips exactly. Every method refuses an invalid name with this error.
 func (d *Driver) ValidateName(name string) error {
-	return d.s.b.ValidateName(name)
+	return driver.ValidateName(name)
 }
 
-func etagOf(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
-
-// Read implements [driver.Driver]. Attributes.ETag is the object's version.
-func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	if d.closed.Load() {
-		return nil, driver.Attributes{}, errClosed
-	}
-	s := d.s
-	l := &s.locks[stripe(name)]
-	l.RLock()
-	defer l.RUnlock()
-	data, attrs, err := s.b.Read(ctx, name, offset, length)
-	if err != nil {
-		return nil, driver.Attributes{}, wrap(err)
-	}
-	v, _ := s.version(name)
-	attrs.ETag = etagOf(v)
-	return data, attrs, nil
+// opError is the error of an operation on a name: cheap to make, as a miss
+// is a common outcome of Read.
+type opError struct {
+	op, name string
+	err      error
 }
 
-// Write implements [driver.Driver]. The body is read before the store is
-// locked; IfAbsent is checked and the object stored in one step under the
-// lock.
-func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	return d.put(ctx, "write", name, body, opts, func(exists bool, _ uint64) error {
-		if opts.IfAbsent && exists {
-			return fmt.Errorf("mem: write %q: %w: an object exists", name, driver.ErrPreconditionFailed)
-		}
-		return nil
-	})
+// Error implements error.
+func (e *opError) Error() string {
+	return "mem: " + e.op + " " + strconv.Quote(e.name) + ": " + e.err.Error()
 }
 
-// Replace implements [driver.Replacer]: under the name's lock it compares etag with
-// the object's version and stores the body only if they are equal.
-// opts.IfAbsent is ignored.
-func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
-	return d.put(ctx, "replace", name, body, opts, func(exists bool, v uint64) error {
-		switch {
-		case !exists:
-			return fmt.Errorf("mem: replace %q: %w", name, driver.ErrNotFound)
-		case etag != etagOf(v):
-			return fmt.Errorf("mem: replace %q: %w: the object changed", name, driver.ErrPreconditionFailed)
-		}
-		return nil
-	})
-}
+// Unwrap returns the error's kind or cause.
+func (e *opError) Unwrap() error { return e.err }
 
-// put streams body into a memblob writer (one copy of the bytes, no
-// intermediate buffer), then under the name's lock runs check and either commits the
-// writer or aborts it (cancelling its context, the Go CDK's way to abort a
-// write: nothing is stored).
-func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, opts *driver.WriteOptions, check func(exists bool, v uint64) error) error {
+// begin checks what every call on a name checks first: the handle is open,
+// the context is not done and the name is valid.
+func (d *Driver) begin(ctx context.Context, op, name string) error {
 	if d.closed.Load() {
 		return errClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mem: %s %q: %w", op, name, err)
+		return &opError{op, name, err}
 	}
-	if err := d.ValidateName(name); err != nil {
+	if err := driver.ValidateName(name); err != nil {
 		return fmt.Errorf("mem: %s: %w", op, err)
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := d.s.b.Bucket().NewWriter(wctx, name, &gcblob.WriterOptions{
-		ContentType:     blobdrv.ContentType,
-		ContentEncoding: opts.ContentEncoding,
+	return nil
+}
+
+// Read implements [driver.Driver]. The bytes are a copy of the range only
+// the caller holds; Attributes.ETag is the object's version.
+func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
+	if err := d.begin(ctx, "read", name); err != nil {
+		return nil, driver.Attributes{}, err
+	}
+	sh := &d.s.shards[shardIndex(name)]
+	sh.mu.RLock()
+	e := sh.m[name]
+	var o *object
+	if e != nil {
+		o = e.obj.Load()
+	}
+	sh.mu.RUnlock()
+	if o == nil {
+		return nil, driver.Attributes{}, &opError{"read", name, driver.ErrNotFound}
+	}
+	size := int64(len(o.data))
+	n := max(size-offset, 0)
+	if length >= 0 && length < n {
+		n = length
+	}
+	buf := make([]byte, n)
+	if n > 0 {
+		copy(buf, o.data[offset:])
+	}
+	return buf, driver.Attributes{Name: name, Size: size, ModTime: o.modTime, ETag: o.etag}, nil
+}
+
+// Write implements [driver.Driver]. The body is read into the store's own
+// buffer before any lock is taken; IfAbsent is checked and the object
+// stored in one step under the name's lock.
+func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	return d.put(ctx, "write", name, body, func(cur *object) error {
+		if opts.IfAbsent && cur != nil {
+			return &opError{"write", name, errExists}
+		}
+		return nil
 	})
-	if err != nil {
-		return wrap(err)
+}
+
+// errExists is why an IfAbsent write is refused.
+var errExists = fmt.Errorf("%w: an object exists", driver.ErrPreconditionFailed)
+
+// errChanged is why a Replace with a stale ETag is refused.
+var errChanged = fmt.Errorf("%w: the object changed", driver.ErrPreconditionFailed)
+
+// Replace implements [driver.Replacer]: under the name's lock it compares
+// etag with the object's version and stores the body only if they are
+// equal. opts.IfAbsent is ignored.
+func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
+	return d.put(ctx, "replace", name, body, func(cur *object) error {
+		switch {
+		case cur == nil:
+			return &opError{"replace", name, driver.ErrNotFound}
+		case etag != cur.etag:
+			return &opError{"replace", name, errChanged}
+		}
+		return nil
+	})
+}
+
+// put reads body, then under the name's lock runs check on the current
+// object (nil if none) and, if it passes, stores the new one.
+func (d *Driver) put(ctx context.Context, op, name string, body io.Reader, check func(cur *object) error) error {
+	if err := d.begin(ctx, op, name); err != nil {
+		return err
 	}
-	abort := func() {
-		cancel()
-		_ = w.Close() // reports the cancellation; nothing was stored
-	}
-	if _, err := w.ReadFrom(body); err != nil {
-		abort()
+	buf := buffer{ctx: ctx}
+	if _, err := io.Copy(&buf, body); err != nil {
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			return fmt.Errorf("mem: %s %q: %w (reading body: %w)", op, name, cerr, err)
+		}
 		return fmt.Errorf("mem: %s %q: reading body: %w", op, name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		abort()
-		return fmt.Errorf("mem: %s %q: %w", op, name, err)
+		return &opError{op, name, err}
 	}
 	s := d.s
-	l := &s.locks[stripe(name)]
-	l.Lock()
-	defer l.Unlock()
-	v, exists := s.version(name)
-	if err := check(exists, v); err != nil {
-		abort()
+	sh := &s.shards[shardIndex(name)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if d.closed.Load() {
+		return errClosed // and a private store stays freed
+	}
+	e := sh.m[name]
+	var cur *object
+	if e != nil {
+		cur = e.obj.Load()
+	}
+	if err := check(cur); err != nil {
 		return err
 	}
-	// The lock makes the check and the commit one step; memblob's own
-	// IfNotExist is not needed.
-	if err := w.Close(); err != nil {
-		return wrap(err)
+	o := s.newObject(buf.bytes())
+	if e != nil {
+		e.obj.Store(o)
+		return nil
 	}
-	s.bump(name)
+	s.insertLocked(sh, name, o)
 	return nil
+}
+
+// buffer collects a body in memory only the store holds, and keeps the
+// bytes it stores no bigger than the body.
+//
+// A body written in pieces each at least as large as what came before (the
+// cache writes an entry's header, then its value) grows one buffer of
+// exactly the size asked, which is then stored as it is: one allocation of
+// the body's size, besides a small first piece. Any other body is collected
+// in chunks of doubling size (at most maxChunk) and copied once into a
+// buffer of its exact size at the end: under twice its size allocated in
+// all, never a buffer of twice its size kept.
+type buffer struct {
+	ctx  context.Context
+	cur  []byte   // the chunk being filled
+	done [][]byte // the chunks filled before cur, in order
+	n    int      // the bytes in done
+}
+
+// Chunk sizes of a buffer.
+const (
+	minChunk = 512     // the least room made for a body read with Read
+	maxChunk = 4 << 20 // the largest chunk made for collecting many pieces
+)
+
+// room makes room in cur for more bytes, want of them if it can.
+func (w *buffer) room(want int) {
+	if len(w.done) == 0 && want >= len(w.cur) {
+		// All so far is in cur and the next piece is at least as large:
+		// one buffer of exactly the size, copying at most want bytes again.
+		b := make([]byte, len(w.cur), len(w.cur)+want)
+		copy(b, w.cur)
+		w.cur = b
+		return
+	}
+	if len(w.cur) > 0 {
+		w.done = append(w.done, w.cur)
+		w.n += len(w.cur)
+	}
+	w.cur = make([]byte, 0, max(want, min(w.n, maxChunk)))
+}
+
+// Write implements io.Writer, for a body that is an io.WriterTo. It stops
+// the body when the context is done.
+func (w *buffer) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	total := len(p)
+	for len(p) > 0 {
+		if len(w.cur) == cap(w.cur) {
+			w.room(len(p))
+		}
+		k := copy(w.cur[len(w.cur):cap(w.cur)], p)
+		w.cur = w.cur[:len(w.cur)+k]
+		p = p[k:]
+	}
+	return total, nil
+}
+
+// ReadFrom implements io.ReaderFrom, for any other body. It stops when the
+// context is done.
+func (w *buffer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if err := w.ctx.Err(); err != nil {
+			return total, err
+		}
+		if len(w.cur) == cap(w.cur) {
+			w.room(minChunk)
+		}
+		free := w.cur[len(w.cur):cap(w.cur)]
+		n, err := r.Read(free)
+		if n < 0 || n > len(free) {
+			return total, fmt.Errorf("body returned an invalid count %d", n)
+		}
+		w.cur = w.cur[:len(w.cur)+n]
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// bytes returns the body's bytes: cur itself if it is all and wastes little,
+// else an exact copy.
+func (w *buffer) bytes() []byte {
+	if len(w.done) == 0 && cap(w.cur)-len(w.cur) <= len(w.cur)/8+64 {
+		return w.cur
+	}
+	b := make([]byte, 0, w.n+len(w.cur))
+	for _, c := range w.done {
+		b = append(b, c...)
+	}
+	return append(b, w.cur...)
 }
 
 // Delete implements [driver.Driver].
 func (d *Driver) Delete(ctx context.Context, name string) error {
-	if d.closed.Load() {
-		return errClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mem: delete %q: %w", name, err)
+	if err := d.begin(ctx, "delete", name); err != nil {
+		return err
 	}
 	s := d.s
-	l := &s.locks[stripe(name)]
-	l.Lock()
-	defer l.Unlock()
-	return s.deleteLocked(ctx, name)
-}
-
-// deleteLocked deletes name; the caller holds its lock.
-func (s *store) deleteLocked(ctx context.Context, name string) error {
-	if err := s.b.Delete(ctx, name); err != nil {
-		return wrap(err)
+	sh := &s.shards[shardIndex(name)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.m[name]; e != nil {
+		s.treeMu.Lock()
+		s.tree.Delete(e)
+		s.treeMu.Unlock()
+		delete(sh.m, name)
 	}
-	s.forget(name)
 	return nil
 }
 
 // DeleteBatch implements [driver.BatchDeleter]: every name is deleted in one
-// step under the locks of all the names.
+// step, under the locks of all the names' shards and the B-tree's lock. An
+// invalid name fails the batch before anything is deleted.
 func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
 	if d.closed.Load() {
 		return errClosed
@@ -285,60 +485,96 @@ func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
 		return fmt.Errorf("mem: delete batch: %w", err)
 	}
 	for _, name := range names {
-		if err := d.ValidateName(name); err != nil {
+		if err := driver.ValidateName(name); err != nil {
 			return fmt.Errorf("mem: delete batch: %w", err) // nothing deleted
 		}
 	}
 	s := d.s
-	// Take the locks of all the names, in index order (no deadlock with
+	// Take the locks of all the shards, in index order (no deadlock with
 	// another batch), so that the batch is one step.
-	var held [lockStripes]bool
+	var held [shardCount]bool
 	for _, name := range names {
-		held[stripe(name)] = true
+		held[shardIndex(name)] = true
 	}
 	for i := range held {
 		if held[i] {
-			s.locks[i].Lock()
-			defer s.locks[i].Unlock()
+			s.shards[i].mu.Lock()
+			defer s.shards[i].mu.Unlock()
 		}
 	}
-	failed := map[string]error{}
+	if d.closed.Load() {
+		return errClosed
+	}
+	s.treeMu.Lock()
+	defer s.treeMu.Unlock()
 	for _, name := range names {
-		if err := s.deleteLocked(context.WithoutCancel(ctx), name); err != nil {
-			failed[name] = err
+		sh := &s.shards[shardIndex(name)]
+		if e := sh.m[name]; e != nil {
+			s.tree.Delete(e)
+			delete(sh.m, name)
 		}
-	}
-	if len(failed) > 0 {
-		return &driver.BatchDeleteError{Failed: failed}
 	}
 	return nil
 }
 
-// List implements [driver.Driver].
+// List implements [driver.Driver]. A page is read under the B-tree's read
+// lock, from the first name after the page token that has the prefix:
+// O(page + log n). The objects have Name, Size and ModTime set.
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if d.closed.Load() {
 		return nil, errClosed
 	}
-	p, err := d.s.b.List(ctx, opts)
-	return p, wrap(err)
+	if err := ctx.Err(); err != nil {
+		return nil, &opError{"list", opts.Prefix, err}
+	}
+	size := opts.PageSize
+	if size <= 0 || size > driver.MaxListPageSize {
+		size = driver.MaxListPageSize
+	}
+	start := opts.Prefix
+	if opts.PageToken != "" {
+		after, err := base64.RawURLEncoding.DecodeString(opts.PageToken)
+		if err != nil {
+			return nil, fmt.Errorf("mem: list %q: malformed page token", opts.Prefix)
+		}
+		// The least name after the token's: names never hold a NUL byte,
+		// but nothing is lost if a token ever did.
+		if next := string(after) + "\x00"; next > start {
+			start = next
+		}
+	}
+	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, min(size, 64))}
+	more := false
+	s := d.s
+	s.treeMu.RLock()
+	s.tree.AscendGreaterOrEqual(&entry{name: start}, func(e *entry) bool {
+		if !strings.HasPrefix(e.name, opts.Prefix) {
+			return false
+		}
+		if len(page.Objects) == size {
+			more = true
+			return false
+		}
+		o := e.obj.Load()
+		page.Objects = append(page.Objects, driver.Attributes{Name: e.name, Size: int64(len(o.data)), ModTime: o.modTime})
+		return true
+	})
+	s.treeMu.RUnlock()
+	if more {
+		page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(page.Objects[len(page.Objects)-1].Name))
+	}
+	return page, nil
 }
 
 // Close implements [driver.Driver]. A private store is freed; a named store
-// stays for the other handles and later Opens.
+// stays for the other handles and later Opens. Closing a handle twice
+// fails.
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
 		return errClosed
 	}
 	if d.private {
-		return d.s.b.Close()
+		d.s.free()
 	}
 	return nil
-}
-
-// wrap renames the drivers/blob error prefix; the kinds stay wrapped.
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("mem: %w", err)
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/blobcache/blobcache/internal/s3test"
 )
 
-// TestTrickyNames: memblob stores its keys in a map and lists them as they
-// are (no escaping, no HexUnescape), so every name driver.ValidateName
-// accepts round-trips exactly, and only invalid names are refused, by
-// ValidateName and by every method, with driver.ErrInvalidName.
+// TestTrickyNames: the store keeps and lists names as they are (no escaping,
+// no unescaping), so every name driver.ValidateName accepts round-trips
+// exactly, and only invalid names are refused, by ValidateName and by every
+// method, with driver.ErrInvalidName.
 func TestTrickyNames(t *testing.T) {
 	d := mem.New()
 	defer d.Close()
@@ -31,8 +31,9 @@ func TestTrickyNames(t *testing.T) {
 	s3test.CheckNames(t, d, "loc/", s3test.TrickyNames, nil)
 }
 
-// TestTrickyLocations: a location that s3blob would rewrite is kept as given
-// here, so the cache accepts it and its entries are listed and cleared.
+// TestTrickyLocations: a location that other stores would rewrite (s3blob's
+// "../" and "__0x..__" escapes) is kept as given here, so the cache accepts
+// it and its entries are listed and cleared.
 func TestTrickyLocations(t *testing.T) {
 	for _, loc := range []string{"a..", "x__0x2f__y", "__0x41__", "a b/ü"} {
 		d := mem.New()
