@@ -518,6 +518,7 @@ func (e *env) addRace(cs []*cache.Cache, key string) {
 }
 
 func caseCacheAddRace(e *env) {
+	e.needAtomicIfAbsent()
 	e.addRace(e.raceCaches(cacheRacers), "contested")
 }
 
@@ -594,6 +595,7 @@ func init() {
 const cacheChildren = 8
 
 func caseCacheCrossProcessAdd(e *env) {
+	e.needAtomicIfAbsent()
 	c := e.cache()
 	results := e.runChildren(childOpCacheAdd, cacheChildren, map[string]string{"location": e.location(), "key": "contested"})
 	added := make([]bool, len(results))

@@ -84,12 +84,48 @@ type ProcessHarness interface {
 
 // StoreLimits is implemented by harnesses whose store departs from the
 // driver contract in a known, documented way; the suite then leaves out what
-// the store cannot do, instead of failing on it.
+// the store cannot do, instead of failing on it, and the cases it skips say
+// which limit they skip for. The suite looks for each method on its own, so
+// a harness implements only those it needs; a missing method means the
+// store has no such limit.
 type StoreLimits interface {
 	// FolderObjects reports whether the store can hold an object named like
 	// a folder of other objects ("a" beside "a/b") and still list both.
 	// MinIO cannot: an object "a" hides every "a/..." object from listings.
+	// Neither can a directory tree such as the Go CDK's fileblob.
 	FolderObjects() bool
+	// NestedObjects reports whether the store can hold an object "a" and
+	// objects under "a/" at once. The Go CDK's fileblob cannot (a file is
+	// not also a directory): writing either one beside the other fails.
+	// When it is false, so is FolderObjects.
+	NestedObjects() bool
+	// ByteOrderListing reports whether a listing of the whole store comes
+	// in byte-wise order of the names even where a name of one folder sorts
+	// before another folder's ("a.b" before "a/c"). The Go CDK's fileblob
+	// lists folder by folder ("a/c" first), and continues a page after the
+	// byte-wise greater names, so such names can appear on two pages. When
+	// it is false, the suite takes a listing in any order and each name
+	// once however often it appears; a name left out still fails. (The
+	// cache lists only its location's folder of flat names.)
+	ByteOrderListing() bool
+	// AtomicOverwrite reports whether a reader racing an overwrite always
+	// reads one whole version. The Go CDK's fileblob does not: its reader
+	// takes the size and its attributes file, then opens the file, so an
+	// overwrite in between is read half (a size of one version, the bytes
+	// of another, an attributes file being rewritten).
+	AtomicOverwrite() bool
+	// MaxSegmentLength is the longest "/"-separated segment of a name, in
+	// bytes, that the store can hold, when it is less than 255. The Go
+	// CDK's fileblob names its temporary files after the object's last
+	// segment plus 21 bytes, within the file system's 255.
+	MaxSegmentLength() int
+	// AtomicIfAbsent reports whether a Write with WriteOptions.IfAbsent
+	// checks and writes in one atomic step, so that of concurrent writers
+	// (goroutines or processes) exactly one succeeds. The Go CDK's
+	// fileblob does not: it checks with a stat, then renames. The cases
+	// that race IfAbsent writers, directly or through cache.Add, skip when
+	// it is false.
+	AtomicIfAbsent() bool
 }
 
 // Run runs the whole conformance suite against the stores maker makes: the

@@ -89,6 +89,7 @@ func caseCacheOnlyEntries(e *env) {
 // makes Clear and Len fail with ErrHiddenEntries instead of reporting an
 // empty cache.
 func caseCacheHiddenLocation(e *env) {
+	e.needNestedObjects()
 	const clause = "cache: an object named like the location never makes Clear a silent no-op"
 	d := e.driver()
 	c := e.cache(cache.WithMaxEntries(0))

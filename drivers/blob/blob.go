@@ -1,24 +1,40 @@
 // Package blob is the blobcache driver over any Go CDK bucket
-// (gocloud.dev/blob): memblob, fileblob, s3blob, gcsblob, azureblob and the
-// rest.
+// (gocloud.dev/blob): memblob, fileblob, gcsblob, azureblob and the rest.
+// It imports none of the Go CDK's provider packages: a program imports the
+// ones it uses.
 //
-// [New] wraps a *blob.Bucket and discovers what the bucket can do beyond the
-// base [driver.Driver] through the bucket's As method. For a bucket backed by
-// s3blob (As(**s3.Client) succeeds) it returns an [*S3Driver], which also
-// implements [driver.BatchDeleter] (S3 DeleteObjects) and [driver.Replacer]
-// (S3 If-Match). For every other bucket it returns a [*Driver], which
-// implements neither, so a type assertion such as d.(driver.Replacer) is true
-// exactly when the capability exists.
+// [New] wraps a *blob.Bucket in a [*Driver], which implements
+// [driver.Driver] and [driver.NameValidator] and nothing else: no
+// [driver.BatchDeleter], no [driver.Replacer], so the cache falls back to
+// one Delete per entry and to plain writes for Touch and Incr.
+//
+// # Extension point
+//
+// A driver package for one provider builds on this one the way the Go CDK's
+// drivers build on its portable type: [NewProvided] takes a [Provider], a
+// small set of hooks for what only the provider's SDK can do (the ETag of a
+// read, a one-request delete, a listing hook that decodes keys, the mapping
+// of the provider's error codes to the driver's kinds, a minimum listing
+// fetch), and returns the [*Driver] together with an [Extension] that
+// gives the package the driver's checks, error wrapping and writes with a
+// per-call BeforeWrite hook, for the capabilities it implements itself.
+// The [*Driver] keeps every check (closed driver, done context, names it
+// must refuse) and wraps every error; each hook is told what it may
+// assume. Package github.com/blobcache/blobcache/drivers/s3 is built this
+// way: embedding the *Driver, it adds DeleteBatch (DeleteObjects) and
+// Replace (If-Match), and lists S3 keys url-encoded. Open s3blob buckets
+// with it (s3.New), not with [New].
 //
 // # Atomicity
 //
 // WriteOptions.IfAbsent maps to the Go CDK's WriterOptions.IfNotExist and is
-// only as atomic as the underlying Go CDK driver makes it. s3blob sends
-// If-None-Match: * and is atomic. fileblob checks with a stat and then renames,
-// which is not atomic: two processes can both "win". For a directory on disk
-// use package github.com/blobcache/blobcache/drivers/file instead, which
-// creates atomically (fileblob also cannot hold both "a" and "a/b"); for
-// memory use drivers/mem, which serializes under a lock.
+// only as atomic as the underlying Go CDK driver makes it. memblob checks
+// and writes under its lock, which is atomic within the process that holds
+// the bucket. fileblob checks with a stat and then renames, which is not
+// atomic: two writers can both "win". For a directory on disk use package
+// github.com/blobcache/blobcache/drivers/file instead, which creates
+// atomically (fileblob also cannot hold both "a" and "a/b"); for memory use
+// drivers/mem.
 //
 // # Names
 //
@@ -35,43 +51,34 @@
 // [driver.ErrInvalidName] that says which rule the name breaks.
 // [Driver.ValidateName] ([driver.NameValidator]) says so in advance, and the
 // cache calls it on its location at cache.New: a location such as "a.."
-// (whose entries "a../<hash>" s3blob would store as "a..__0x2f__<hash>")
-// fails when the cache is opened. The rules are found from the bucket (see
-// [WithEscaping]); for memblob (drivers/mem) no valid name is refused. A
-// Go CDK prefixed bucket's prefix counts as part of every name.
+// (whose entries "a../<hash>" every Go CDK driver but memblob would store
+// as "a..__0x2f__<hash>") fails when the cache is opened. The rules are
+// found from the bucket (fileblob is recognised through As), from a
+// [Provider], from the URL's scheme ([OpenURL]) or from [WithEscaping];
+// for memblob with [EscapingNone] no valid name is refused. A Go CDK
+// prefixed bucket's prefix counts as part of every name where it is known
+// (OpenURL's prefix parameter, a Provider's KeyPrefix).
 //
 // Listings leave out every object whose name the driver would refuse: such
 // an object was not written through it (someone with access to the store
 // put it there), and the cache must never count, cull or delete it.
 //
-// # Listing on S3
-//
-// For a bucket backed by s3blob, List asks for url-encoded keys
-// (EncodingType=url on the ListObjectsV2 request, set through the Go CDK's
-// BeforeList hook), so that an object whose key holds any byte, such as a
-// control character (which makes an unencoded response unreadable by the
-// AWS SDK's XML decoder), cannot break a listing, a cull or a write. S3 and
-// MinIO encode keys as an HTML form encodes a value: a space as "+", every
-// byte outside A-Z, a-z, 0-9 and "-_.*/" as %XX (so "+" is %2B, "%" %25,
-// "\x01" %01, "ü" %C3%BC). List decodes exactly that, with
-// url.QueryUnescape, from the S3 object's own key, never from the Go CDK's
-// ListObject.Key, which s3blob derives by applying HexUnescape to the key
-// still encoded. A key that does not decode, or that decodes to a name the
-// driver would refuse (not UTF-8, a control character, a "__0x<hex>__"
-// sequence, outside the bucket's prefix), is skipped without an error. When
-// a server ignores EncodingType (its response does not say "url"), keys are
-// taken as sent; s3blob's legacy ListObjects (UseLegacyList), whose page
-// marker the Go CDK derives from the last key, is not encoded. The request
-// count does not change: one ListObjectsV2 per page.
-//
 // # Requests
 //
-// Read is one GetObject (size and modification time come from the response,
-// never from an extra HEAD), except for a range that starts at or past the
-// end of the object, which S3 refuses with 416 and which then costs one HEAD
-// for the attributes. Write is one PutObject below the S3 multipart threshold
-// (16 MiB). List is one ListObjectsV2 per page. On S3, Delete is one
-// DeleteObject and DeleteBatch one DeleteObjects per 1000 names.
+// Read is one read request (size and modification time come from the
+// reader, never from an extra attributes request), except where a
+// [Provider] reports a range past the end as [ErrInvalidRange], which then
+// costs one attributes request. Write is one upload (the Go CDK may split
+// a large one). List is one Go CDK ListPage per page. Delete is the Go
+// CDK's Delete (whose drivers may look before they delete), or one request
+// through a Provider's Delete.
+//
+// # Schemes
+//
+// Importing this package registers the URL schemes gs and azblob with
+// package driver (see [RegisterScheme] for others): cache URLs such as
+// gs://bucket?location=cache open through [OpenURL], once the program also
+// imports gocloud.dev/blob/gcsblob or gocloud.dev/blob/azureblob.
 package blob
 
 import (
@@ -79,16 +86,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 	"github.com/blobcache/blobcache/driver"
 	gcblob "gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -98,22 +102,22 @@ import (
 // explicitly keeps the Go CDK from sniffing the content.
 const ContentType = "application/octet-stream"
 
-// errClosed is returned by calls made after Close.
-var errClosed = errors.New("blob: driver is closed")
+// errClosed is the cause of every error of a call made after Close.
+var errClosed = errors.New("driver is closed")
 
-// Option configures a driver made by [New], [NewBase], [NewS3] or [OpenURL].
+// Option configures a driver made by [New], [NewProvided] or [OpenURL].
 type Option func(*config)
 
 type config struct {
 	beforeWrite []func(asFunc func(any) bool) error
 	escaping    *Escaping // nil: found from the bucket
-	keyPrefix   string    // the Go CDK prefixed bucket's prefix, when OpenURL knows it
+	keyPrefix   *string   // the Go CDK prefixed bucket's prefix, when OpenURL knows it
 }
 
 // WithEscaping names the key-escaping rules of the bucket's Go CDK driver,
 // which decide the names the driver refuses (see [Escaping]). Without it
-// they are found from the bucket (s3blob and fileblob are recognised
-// through As) or, for [OpenURL], from the URL's scheme; a bucket that is
+// they are a [Provider]'s, or found from the bucket (fileblob is recognised
+// through As), or, for [OpenURL], from the URL's scheme; a bucket that is
 // not recognised, such as a memblob bucket passed to [New], gets
 // [EscapingAny], which refuses what any Go CDK driver would rewrite. Naming
 // rules that are not the bucket's own lets names through that the store
@@ -127,11 +131,11 @@ func WithEscaping(e Escaping) Option {
 	}
 }
 
-// WithBeforeWrite adds a hook run before every write (Write and Replace),
-// as the Go CDK's WriterOptions.BeforeWrite: asFunc converts to the
-// underlying driver's types, for s3blob *transfermanager.UploadObjectInput.
-// drivers/s3 uses it to set the object ACL and storage class. Hooks run in the
-// order given, after the driver's own settings.
+// WithBeforeWrite adds a hook run before every write (Write, and an
+// [Extension]'s Write), as the Go CDK's WriterOptions.BeforeWrite: asFunc
+// converts to the underlying driver's types. drivers/s3 uses it to set the
+// object ACL and storage class. Hooks run in the order given, after the
+// driver's own settings.
 func WithBeforeWrite(f func(asFunc func(any) bool) error) Option {
 	return func(c *config) {
 		if f != nil {
@@ -140,21 +144,16 @@ func WithBeforeWrite(f func(asFunc func(any) bool) error) Option {
 	}
 }
 
-// Driver is the driver over a Go CDK bucket whose store offers nothing beyond
-// the base interface (or whose extras this package does not know). It
-// implements [driver.Driver] only. It is safe for concurrent use.
+// Driver is the driver over a Go CDK bucket. It implements [driver.Driver]
+// and [driver.NameValidator]. It is safe for concurrent use.
 type Driver struct {
 	b      *gcblob.Bucket
 	cfg    config
+	p      Provider
+	name   string // the first word of every error message
 	closed atomic.Bool
 	// rules decide the names the driver refuses.
 	rules nameRules
-	// s3list, set for buckets backed by s3blob, lists with
-	// EncodingType=url and takes each name from the S3 object's own key.
-	s3list bool
-	// s3, when set, is used by Read for the ETag and by Delete for a single
-	// DeleteObject request. Only NewS3 sets it.
-	s3 *s3caps
 }
 
 // Compile-time checks.
@@ -164,43 +163,47 @@ var (
 )
 
 // New returns a driver for b and takes ownership of b: the driver's Close
-// closes it. When b is backed by s3blob the result is an [*S3Driver], which
-// also implements [driver.BatchDeleter] and [driver.Replacer]; otherwise it is
-// a [*Driver], which implements neither.
-func New(b *gcblob.Bucket, opts ...Option) driver.Driver {
-	if d, err := NewS3(b, opts...); err == nil {
-		return d
-	}
-	return NewBase(b, opts...)
+// closes it. The driver implements the base interface only, whatever b's
+// Go CDK driver can do; for an s3blob bucket use drivers/s3's New instead.
+func New(b *gcblob.Bucket, opts ...Option) *Driver {
+	return newDriver(b, Provider{}, opts)
 }
 
-// NewBase returns a [*Driver] for b that offers only the base interface, even
-// when b could do more (a bucket backed by s3blob is still listed safely, as
-// the package documentation describes). It takes ownership of b.
-func NewBase(b *gcblob.Bucket, opts ...Option) *Driver {
-	d := &Driver{b: b}
+// NewBase is [New]. It remains for drivers/mem, its one caller, and goes
+// once that no longer needs it.
+func NewBase(b *gcblob.Bucket, opts ...Option) *Driver { return New(b, opts...) }
+
+func newDriver(b *gcblob.Bucket, p Provider, opts []Option) *Driver {
+	d := &Driver{b: b, p: p, name: p.Name}
+	if d.name == "" {
+		d.name = "blob"
+	}
+	d.p.MinListFetch = min(max(p.MinListFetch, 1), 10)
 	for _, o := range opts {
 		o(&d.cfg)
 	}
-	d.rules.keyPrefix = d.cfg.keyPrefix
-	var client *s3.Client
-	isS3 := b.As(&client) && client != nil
+	var fi os.FileInfo
 	switch {
 	case d.cfg.escaping != nil:
 		d.rules.esc = *d.cfg.escaping
-	case isS3:
-		d.rules.esc = EscapingS3
+	case p.Escaping != EscapingAny && p.Escaping.valid():
+		d.rules.esc = p.Escaping
+	case b.As(&fi):
+		d.rules.esc = EscapingFile
 	default:
-		var fi os.FileInfo
-		if b.As(&fi) {
-			d.rules.esc = EscapingFile
-		} else {
-			d.rules.esc = EscapingAny
+		d.rules.esc = EscapingAny
+	}
+	d.rules.keyPrefix, d.rules.prefixErr = p.KeyPrefix, p.KeyPrefixErr
+	if d.rules.prefixErr == nil && d.rules.esc != EscapingNone {
+		for i := range len(p.KeyPrefix) {
+			if escapeSequenceAt(p.KeyPrefix, i) {
+				d.rules.prefixErr = fmt.Errorf("the bucket's key prefix is rewritten by %s (it is stored as %q), so no name under it would be listed as written", d.rules.esc, p.KeyPrefix)
+				break
+			}
 		}
 	}
-	if isS3 {
-		d.s3list = true
-		d.rules.keyPrefix, d.rules.prefixErr = s3KeyPrefix(b)
+	if d.cfg.keyPrefix != nil {
+		d.rules.keyPrefix = *d.cfg.keyPrefix
 	}
 	return d
 }
@@ -214,71 +217,23 @@ func (d *Driver) ValidateName(name string) error {
 	return d.rules.check(name, false)
 }
 
-// OpenURL opens a Go CDK bucket URL through gocloud's default URL mux
-// (blob.OpenBucket) and returns [New] of it. The schemes available are those
-// of the Go CDK driver packages the program imports: gs:// needs
-// gocloud.dev/blob/gcsblob, azblob:// needs gocloud.dev/blob/azureblob, s3://
-// needs gocloud.dev/blob/s3blob (package drivers/s3 imports it), and so on.
-// This package imports none of them.
-//
-// The URL's scheme names the key-escaping rules (mem: memblob's, file:
-// fileblob's, gs: gcsblob's, azblob: azureblob's, s3: s3blob's; any other:
-// EscapingAny) unless opts include [WithEscaping], and the Go CDK's prefix
-// parameter is taken into account. The Go CDK's key parameter, which maps
-// every name to one object, is refused.
-func OpenURL(ctx context.Context, urlstr string, opts ...Option) (driver.Driver, error) {
-	u, err := url.Parse(urlstr)
-	if err != nil {
-		return nil, errors.New("blob: open bucket: malformed bucket URL")
-	}
-	q := u.Query()
-	if q.Has("key") {
-		return nil, errors.New(`blob: open bucket: the URL parameter "key" makes the Go CDK store every name in one object, which a cache cannot use`)
-	}
-	esc, known := schemeEscaping[strings.ToLower(u.Scheme)]
-	if !known {
-		esc = EscapingAny
-	}
-	prefix := q.Get("prefix")
-	opts = append([]Option{func(c *config) {
-		c.escaping = &esc
-		c.keyPrefix = prefix
-	}}, opts...)
-	b, err := gcblob.OpenBucket(ctx, urlstr)
-	if err != nil {
-		// The Go CDK's errors quote the URL, whose query may hold secrets:
-		// keep the message, without them.
-		return nil, fmt.Errorf("blob: open bucket: %s", redactURLValues(err.Error(), urlstr))
-	}
-	return New(b, opts...), nil
-}
-
-// schemeEscaping maps the Go CDK's URL schemes to their drivers' rules.
-var schemeEscaping = map[string]Escaping{
-	"mem":    EscapingNone,
-	"file":   EscapingFile,
-	"gs":     EscapingGCS,
-	"azblob": EscapingAzure,
-	"s3":     EscapingS3,
-}
-
 // Bucket returns the underlying Go CDK bucket. The driver still owns it.
 func (d *Driver) Bucket() *gcblob.Bucket { return d.b }
 
 // Read implements [driver.Driver]. It makes one read request and takes the
-// size and modification time from the reader. ETag is set only for S3-backed
-// buckets.
+// size and modification time from the reader. ETag is set where the
+// [Provider] reads it.
 func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
 	if err := d.checkName(ctx, "read", name); err != nil {
 		return nil, driver.Attributes{}, err
 	}
 	r, err := d.b.NewRangeReader(ctx, name, offset, length, nil)
 	if err != nil {
-		if isInvalidRange(err) {
-			// S3 refuses a range that starts at or past the end of the object
-			// (416), which includes every range of an empty object. The
-			// contract wants the bytes up to the end: none. One HEAD for the
-			// attributes; this happens only on such reads.
+		if d.kind(err) == ErrInvalidRange && ctx.Err() == nil {
+			// The store refuses a range that starts at or past the end of
+			// the object (S3's 416), which includes every range of an empty
+			// object. The contract wants the bytes up to the end: none. One
+			// attributes request; this happens only on such reads.
 			return d.readPastEnd(ctx, name)
 		}
 		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
@@ -307,8 +262,8 @@ func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([
 		return nil, driver.Attributes{}, d.mapErr(ctx, "read", name, err)
 	}
 	attrs := driver.Attributes{Name: name, Size: r.Size(), ModTime: r.ModTime()}
-	if d.s3 != nil {
-		attrs.ETag = s3ReaderETag(r)
+	if d.p.ReadETag != nil {
+		attrs.ETag = d.p.ReadETag(r)
 	}
 	return buf, attrs, nil
 }
@@ -362,7 +317,7 @@ func (d *Driver) write(ctx context.Context, op, name string, body io.Reader, opt
 	}
 	err := d.b.Upload(wctx, name, br, wo)
 	if berr := br.failure(); berr != nil {
-		return fmt.Errorf("blob: %s %q: reading body: %w", op, name, berr)
+		return fmt.Errorf("%s: %s %q: reading body: %w", d.name, op, name, berr)
 	}
 	return d.mapErr(ctx, op, name, err)
 }
@@ -396,42 +351,41 @@ func (b *bodyReader) failure() error {
 }
 
 // Delete implements [driver.Driver]. Deleting an absent object returns nil.
-// On S3-backed buckets it is one DeleteObject request; on others it is the Go
-// CDK's Delete, whose NotFound is turned into nil.
+// It is the Go CDK's Delete, whose NotFound is turned into nil, or the
+// [Provider]'s one-request Delete.
 func (d *Driver) Delete(ctx context.Context, name string) error {
 	if err := d.checkName(ctx, "delete", name); err != nil {
 		return err
 	}
-	if d.s3 != nil {
-		return d.s3.deleteOne(ctx, d, name)
+	var err error
+	if d.p.Delete != nil {
+		err = d.p.Delete(ctx, name)
+	} else {
+		err = d.b.Delete(ctx, name)
 	}
-	err := d.b.Delete(ctx, name)
-	if err != nil && gcerrors.Code(err) == gcerrors.NotFound && ctx.Err() == nil {
+	if err != nil && d.kind(err) == driver.ErrNotFound && ctx.Err() == nil && !d.closed.Load() {
 		return nil
 	}
 	return d.mapErr(ctx, "delete", name, err)
 }
 
 // List implements [driver.Driver]: a flat listing (no delimiter) through the
-// Go CDK's ListPage, one request per page on S3. A prefix the store would
-// rewrite is refused with [driver.ErrInvalidName]. Objects whose names this
-// driver would refuse (see [Driver.ValidateName]) are left out: they were
-// not written through it, and the caller never sees, counts or deletes
-// them. So a page may hold fewer objects than asked, even none, and still
-// have a NextPageToken. On s3blob, keys are listed url-encoded and decoded
-// (see the package documentation).
+// Go CDK's ListPage, one ListPage per page. A prefix the store would rewrite
+// is refused with [driver.ErrInvalidName]. Objects whose names this driver
+// would refuse (see [Driver.ValidateName]) are left out: they were not
+// written through it, and the caller never sees, counts or deletes them.
+// So a page may hold fewer objects than asked, even none, and still have a
+// NextPageToken.
 //
-// Pages of one object are fetched two at a time: MinIO reports a listing
-// with MaxKeys=1 as complete when the prefix names an existing object, though
-// more objects follow. The driver's page token is therefore the Go CDK's
-// token behind one byte saying how many objects of that page were already
-// returned (0 or 1).
+// The driver's page token is the Go CDK's token behind one byte saying how
+// many objects of that Go CDK page were already returned: a page smaller
+// than the [Provider]'s MinListFetch is cut from a larger one.
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if err := d.check(ctx, "list", opts.Prefix); err != nil {
 		return nil, err
 	}
 	if err := d.rules.check(opts.Prefix, true); err != nil {
-		return nil, fmt.Errorf("blob: list: %w", err)
+		return nil, fmt.Errorf("%s: list: %w", d.name, err)
 	}
 	size := opts.PageSize
 	if size <= 0 || size > driver.MaxListPageSize {
@@ -439,31 +393,28 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	}
 	token, skip := gcblob.FirstPageToken, 0
 	if t := opts.PageToken; t != "" {
-		if t[0] != '0' && t[0] != '1' {
-			return nil, fmt.Errorf("blob: list %q: malformed page token", opts.Prefix)
+		if t[0] < '0' || t[0] > '9' {
+			return nil, fmt.Errorf("%s: list %q: malformed page token", d.name, opts.Prefix)
 		}
 		token, skip = []byte(t[1:]), int(t[0]-'0')
 	}
-	fetch := max(size+skip, 2)
+	fetch := max(size+skip, d.p.MinListFetch)
 	lo := &gcblob.ListOptions{Prefix: opts.Prefix}
-	var enc *s3ListEncoding
-	if d.s3list {
-		enc = &s3ListEncoding{}
-		lo.BeforeList = enc.beforeList
+	var hook ListHook
+	if d.p.List != nil {
+		hook = d.p.List()
+		lo.BeforeList = hook.BeforeList
 	}
 	objs, next, err := d.b.ListPage(ctx, token, fetch, lo)
 	if err != nil {
 		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
 	}
-	if enc != nil && enc.encoded > 0 && enc.plain > 0 {
-		return nil, fmt.Errorf("blob: list %q: the server url-encoded the keys of some responses of one page and not of others", opts.Prefix)
-	}
 	objs = objs[min(skip, len(objs)):]
 	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, min(len(objs), size))}
 	switch {
-	case len(objs) > size: // only when size is 1: one more waits in this page
+	case len(objs) > size: // only when size < MinListFetch: more wait in this Go CDK page
 		objs = objs[:size]
-		page.NextPageToken = "1" + string(token)
+		page.NextPageToken = strconv.Itoa(skip+size) + string(token)
 	case len(next) > 0:
 		page.NextPageToken = "0" + string(next)
 	}
@@ -472,10 +423,10 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 			continue
 		}
 		name := o.Key
-		if enc != nil {
+		if hook.Name != nil {
 			var ok bool
-			if name, ok, err = d.s3ListedName(o, enc); err != nil {
-				return nil, fmt.Errorf("blob: list %q: %w", opts.Prefix, err)
+			if name, ok, err = hook.Name(o); err != nil {
+				return nil, fmt.Errorf("%s: list %q: %w", d.name, opts.Prefix, err)
 			} else if !ok {
 				continue
 			}
@@ -491,10 +442,11 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	return page, nil
 }
 
-// Close implements [driver.Driver]: it closes the bucket.
+// Close implements [driver.Driver]: it closes the bucket. A second Close
+// returns an error.
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
-		return errClosed
+		return fmt.Errorf("%s: close: %w", d.name, errClosed)
 	}
 	return d.b.Close()
 }
@@ -505,7 +457,7 @@ func (d *Driver) checkName(ctx context.Context, op, name string) error {
 		return err
 	}
 	if err := d.rules.check(name, false); err != nil {
-		return fmt.Errorf("blob: %s: %w", op, err)
+		return fmt.Errorf("%s: %s: %w", d.name, op, err)
 	}
 	return nil
 }
@@ -514,82 +466,55 @@ func (d *Driver) checkName(ctx context.Context, op, name string) error {
 // drivers (memblob) do not look at the context.
 func (d *Driver) check(ctx context.Context, op, name string) error {
 	if d.closed.Load() {
-		return errClosed
+		return fmt.Errorf("%s: %s %q: %w", d.name, op, name, errClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("blob: %s %q: %w", op, name, err)
+		return fmt.Errorf("%s: %s %q: %w", d.name, op, name, err)
 	}
 	return nil
 }
 
-// mapErr turns a Go CDK error into the driver's error kinds, keeping the
+// kind is the driver kind of a store error: the Provider's, else the Go
+// CDK's code's; nil when it has none.
+func (d *Driver) kind(err error) error {
+	if d.p.ErrorKind != nil {
+		if k := d.p.ErrorKind(err); k != nil {
+			return k
+		}
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return driver.ErrNotFound
+	case gcerrors.FailedPrecondition:
+		return driver.ErrPreconditionFailed
+	}
+	if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EISDIR) {
+		// A store on a file system (fileblob) reports a name under an
+		// object's name ("a/b" where "a" is a file) as ENOTDIR, and the
+		// deletion of a name that is a folder of objects as ENOTEMPTY,
+		// which the Go CDK leaves Unknown: no object is there.
+		return driver.ErrNotFound
+	}
+	return nil
+}
+
+// mapErr turns a store error into the driver's error kinds, keeping the
 // original error wrapped: errors.Is finds both the kind and the store's error.
 func (d *Driver) mapErr(ctx context.Context, op, name string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("blob: %s %q: %w (%w)", op, name, cerr, err)
+		return fmt.Errorf("%s: %s %q: %w (%w)", d.name, op, name, cerr, err)
 	}
 	if d.closed.Load() {
 		// The Go CDK reports a closed bucket as FailedPrecondition; it is not
 		// a refused precondition.
-		return fmt.Errorf("%w: %w", errClosed, err)
+		return fmt.Errorf("%s: %s %q: %w: %w", d.name, op, name, errClosed, err)
 	}
-	switch {
-	case gcerrors.Code(err) == gcerrors.NotFound:
-		return fmt.Errorf("blob: %s %q: %w: %w", op, name, driver.ErrNotFound, err)
-	case gcerrors.Code(err) == gcerrors.FailedPrecondition, isConditionalConflict(err):
-		return fmt.Errorf("blob: %s %q: %w: %w", op, name, driver.ErrPreconditionFailed, err)
+	switch k := d.kind(err); k {
+	case driver.ErrNotFound, driver.ErrPreconditionFailed:
+		return fmt.Errorf("%s: %s %q: %w: %w", d.name, op, name, k, err)
 	}
-	return fmt.Errorf("blob: %s %q: %w", op, name, err)
-}
-
-// isInvalidRange reports whether err is S3's (or an HTTP store's) 416 for a
-// range that starts past the end.
-func isInvalidRange(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
-		return true
-	}
-	var sc interface{ HTTPStatusCode() int }
-	return errors.As(err, &sc) && sc.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
-}
-
-// isConditionalConflict reports S3's 409 ConditionalRequestConflict: another
-// conditional write to the same key is in flight. For IfAbsent and Replace
-// that means another writer is taking the object, which callers handle like a
-// lost race.
-func isConditionalConflict(err error) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == "ConditionalRequestConflict"
-}
-
-// redactURLValues returns msg with the query of urlstr, each of its values
-// and its password replaced by REDACTED.
-func redactURLValues(msg, urlstr string) string {
-	u, err := url.Parse(urlstr)
-	if err != nil {
-		return "malformed bucket URL"
-	}
-	var secrets []string
-	if u.RawQuery != "" {
-		secrets = append(secrets, u.RawQuery)
-	}
-	for _, vs := range u.Query() {
-		secrets = append(secrets, vs...)
-	}
-	if p, ok := u.User.Password(); ok {
-		secrets = append(secrets, p)
-	}
-	for i, s := range secrets {
-		// The whole query always; single values of 4 bytes or more.
-		if i == 0 && u.RawQuery != "" || len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "REDACTED")
-			if q := strconv.Quote(s); len(q) > 2 {
-				msg = strings.ReplaceAll(msg, q[1:len(q)-1], "REDACTED")
-			}
-		}
-	}
-	return msg
+	return fmt.Errorf("%s: %s %q: %w", d.name, op, name, err)
 }

@@ -2,7 +2,6 @@ package blob
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -13,9 +12,9 @@ import (
 
 // Escaping names the key-escaping rules of a Go CDK driver: which keys its
 // layer stores or lists as something else. A [Driver] refuses every name its
-// bucket's driver would rewrite (see the package documentation). [New] and
-// [NewBase] find the rules through the bucket's As method where they can
-// (s3blob, fileblob) and [OpenURL] from the URL's scheme; [WithEscaping]
+// bucket's driver would rewrite (see the package documentation). [New] finds
+// the rules through the bucket's As method where it can (fileblob), a
+// [Provider] names them, and [OpenURL] finds them from the URL's scheme; [WithEscaping]
 // names them for a bucket they cannot recognise, such as memblob's.
 type Escaping int
 
@@ -61,6 +60,20 @@ func (e Escaping) String() string {
 		return "fileblob"
 	}
 	return "Escaping(" + strconv.Itoa(int(e)) + ")"
+}
+
+// ValidateName returns nil when name satisfies [driver.ValidateName] and
+// e's Go CDK driver stores, lists and deletes it exactly as given in a
+// bucket without a key prefix, and otherwise an error wrapping
+// [driver.ErrInvalidName] that says which rule the name breaks: what
+// [Driver.ValidateName] answers for such a bucket, known before any bucket
+// is opened.
+func (e Escaping) ValidateName(name string) error {
+	if !e.valid() {
+		e = EscapingAny
+	}
+	r := nameRules{esc: e}
+	return r.check(name, false)
 }
 
 func (e Escaping) valid() bool { return e >= EscapingAny && e <= EscapingFile }
@@ -257,17 +270,4 @@ func (r *nameRules) check(name string, prefix bool) error {
 		return bad("it ends in %q, which fileblob keeps for its attribute files", attrsExt)
 	}
 	return nil
-}
-
-// decodeListedKey decodes a key of a ListObjectsV2 response made with
-// EncodingType=url. S3 and MinIO encode keys as an HTML form encodes a
-// value: a space as "+", every byte outside A-Z a-z 0-9 and "-_.*/" as %XX
-// (so "+" is %2B, "%" is %25, "~" is %7E, a control character such as
-// "\x01" is %01, and each byte of a non-ASCII character is encoded:
-// "ü" is %C3%BC). url.QueryUnescape reverses exactly that. ok is false for
-// a key that does not decode; the caller skips it, since no name this
-// driver writes encodes that way.
-func decodeListedKey(raw string) (key string, ok bool) {
-	k, err := url.QueryUnescape(raw)
-	return k, err == nil
 }

@@ -1,7 +1,6 @@
 package s3
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/blobcache/blobcache/driver"
 )
 
 // DefaultRegion is the region used when neither Options.Region nor the AWS
@@ -22,11 +22,12 @@ const DefaultRegion = "us-east-1"
 // Options.DefaultACL is empty.
 const DefaultACL = "private"
 
-// ErrInvalidOption is what every error about a bad option wraps: an unknown,
-// malformed or repeated URL parameter, a value outside its set, or options
-// that contradict each other. The message names the option; it never shows
-// the secret key. Test with errors.Is.
-var ErrInvalidOption = errors.New("invalid s3 option")
+// ErrInvalidOption is [driver.ErrInvalidOption], what every error about a
+// bad option wraps: an unknown, malformed or repeated URL parameter, a value
+// outside its set, or options that contradict each other. The message names
+// the option; it never shows the secret key. Test with errors.Is. It remains
+// for package cache, which will test driver.ErrInvalidOption instead.
+var ErrInvalidOption = driver.ErrInvalidOption
 
 // optionError is an error of kind ErrInvalidOption. Its text is "s3: " and
 // the message, without the kind's own text.
@@ -93,7 +94,7 @@ type Options struct {
 	// (x-amz-storage-class), such as STANDARD_IA, matched without case.
 	// Empty means the bucket's default.
 	StorageClass string
-	// ReducedRedundancy is the seed's option: storage class
+	// ReducedRedundancy is django-s3-cache's option: storage class
 	// REDUCED_REDUNDANCY. It conflicts with any other StorageClass.
 	ReducedRedundancy bool
 	// ServerSideEncryption is the server-side encryption of every object

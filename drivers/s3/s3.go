@@ -2,11 +2,19 @@
 // such as MinIO: Go CDK's s3blob (AWS SDK v2) through package
 // github.com/blobcache/blobcache/drivers/blob, plus what only S3 has: canned
 // ACLs and storage classes on every write, batch deletes (DeleteObjects),
-// conditional writes (If-None-Match: * for IfAbsent, If-Match for Replace)
-// and bucket creation.
+// conditional writes (If-None-Match: * for IfAbsent, If-Match for Replace),
+// url-encoded listings and bucket creation. Importing the package registers
+// the URL scheme s3 ([OpenURL]) and the Django backends "s3" and
+// "s3cache.*" (django-s3-cache's s3cache.AmazonS3Cache) with package driver.
 //
 // A [*Driver] implements [driver.Driver], [driver.BatchDeleter],
-// [driver.Replacer] and [driver.NameValidator].
+// [driver.Replacer] and [driver.NameValidator]. It embeds the generic
+// [*blob.Driver], to which it gives, through [blob.Provider], what only the
+// AWS SDK can do: the ETag of a read, a one-request delete, the listing
+// hook below, the mapping of S3's error codes to the driver's kinds (404
+// NoSuchKey, 412 PreconditionFailed, 409 ConditionalRequestConflict, 416
+// InvalidRange) and the MinIO listing workaround; DeleteBatch and Replace
+// are its own.
 //
 // # Names
 //
@@ -16,24 +24,47 @@
 // sequence (which it would read back as one character when listing), so
 // names holding "../" (such as "a../b") or such a sequence (such as
 // "x__0x2f__y" or "__0x41__") are refused, and so are listing prefixes that
-// s3blob would rewrite; a cache location such as "a.." fails at Open. Every
-// other valid name, "%", "+", " ", "?", "#", `\` and non-ASCII included, is
-// kept as given.
+// s3blob would rewrite; a cache location such as "a.." fails at Open (and
+// before it, through the registered scheme's ValidateName). Every other
+// valid name, "%", "+", " ", "?", "#", `\` and non-ASCII included, is kept
+// as given. A Go CDK prefixed bucket given to [New] has its prefix counted
+// as part of every name; a prefix that s3blob rewrites refuses every name.
 //
-// Listings ask for url-encoded keys and decode them (S3 and MinIO encode a
-// space as "+", other bytes outside A-Z a-z 0-9 "-_.*/" as %XX), so that no
-// object planted with any bytes in its key (a control character would make
-// the response unreadable) breaks listing, culling or writes; objects whose
-// names the driver would refuse are left out of listings and so never
-// counted, culled or deleted. See package
-// github.com/blobcache/blobcache/drivers/blob for the details.
+// # Listing
+//
+// List asks for url-encoded keys (EncodingType=url on the ListObjectsV2
+// request, set through the Go CDK's BeforeList hook), so that an object
+// whose key holds any byte, such as a control character (which makes an
+// unencoded response unreadable by the AWS SDK's XML decoder), cannot break
+// a listing, a cull or a write. S3 and MinIO encode keys as an HTML form
+// encodes a value: a space as "+", every byte outside A-Z, a-z, 0-9 and
+// "-_.*/" as %XX (so "+" is %2B, "%" %25, "\x01" %01, "ü" %C3%BC). List
+// decodes exactly that, with url.QueryUnescape, from the S3 object's own
+// key, never from the Go CDK's ListObject.Key, which s3blob derives by
+// applying HexUnescape to the key still encoded. A key that does not
+// decode, or that decodes to a name the driver would refuse (not UTF-8, a
+// control character, a "__0x<hex>__" sequence, outside the bucket's
+// prefix), is skipped without an error: such objects were not written
+// through the driver and are never counted, culled or deleted. When a
+// server ignores EncodingType (its response does not say "url"), keys are
+// taken as sent; s3blob's legacy ListObjects (UseLegacyList), whose page
+// marker the Go CDK derives from the last key, is not encoded. The request
+// count does not change: one ListObjectsV2 per page.
+//
+// Pages of one object are fetched two at a time: MinIO reports a listing
+// with MaxKeys=1 as complete when the prefix names an existing object,
+// though more objects follow.
 //
 // # Requests
 //
 // Open sends one HeadBucket (and one CreateBucket when asked to create a
-// missing bucket). Read is one GetObject, Write of an object below the
-// multipart threshold (16 MiB) one PutObject, Delete one DeleteObject, List
-// one ListObjectsV2 per page, DeleteBatch one DeleteObjects per 1000 names,
+// missing bucket). Read is one GetObject (size, modification time and ETag
+// come from the response, never from an extra HEAD), except for a range
+// that starts at or past the end of the object, which S3 refuses with 416
+// and which then costs one HEAD for the attributes. Write of an object
+// below the multipart threshold (16 MiB) is one PutObject, Delete one
+// DeleteObject (no HEAD first, unlike s3blob's Delete), List one
+// ListObjectsV2 per page, DeleteBatch one DeleteObjects per 1000 names,
 // Replace one PutObject.
 //
 // # S3-compatible servers
@@ -48,31 +79,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/middleware"
 	"github.com/blobcache/blobcache/driver"
 	blobdrv "github.com/blobcache/blobcache/drivers/blob"
+	gcblob "gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 )
 
-// Driver is the S3 driver. It implements [driver.Driver],
-// [driver.BatchDeleter] and [driver.Replacer], and is safe for concurrent
-// use.
+// Driver is the S3 driver. Besides the methods of the embedded
+// [*blob.Driver] (Read, Write, Delete, List, ValidateName, Close), it
+// implements [driver.BatchDeleter] and [driver.Replacer]. It is safe for
+// concurrent use.
 type Driver struct {
-	d      *blobdrv.S3Driver
-	bucket string
+	*blobdrv.Driver
+	x         *blobdrv.Extension
+	client    *s3.Client
+	bucket    string
+	keyPrefix string // a Go CDK prefixed bucket's prefix, as s3blob sends it
 }
 
 // Compile-time checks.
@@ -82,6 +110,9 @@ var (
 	_ driver.Replacer      = (*Driver)(nil)
 	_ driver.NameValidator = (*Driver)(nil)
 )
+
+// ErrNotS3 is returned by [New] for a bucket that is not backed by s3blob.
+var ErrNotS3 = errors.New("s3: bucket is not backed by s3blob")
 
 // Open returns a driver for the bucket. It builds an S3 client from opts,
 // checks with one HeadBucket that the bucket exists, and creates it when it
@@ -112,7 +143,7 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("s3: open bucket %q: %w", bucket, err)
 	}
 	acl := opts.objectACL()
-	d, err := blobdrv.NewS3(b, blobdrv.WithBeforeWrite(func(asFunc func(any) bool) error {
+	d, err := newDriver(b, blobdrv.WithBeforeWrite(func(asFunc func(any) bool) error {
 		var in *transfermanager.UploadObjectInput
 		if !asFunc(&in) || in == nil {
 			return errors.New("s3: the s3blob writer does not expose *transfermanager.UploadObjectInput")
@@ -127,222 +158,44 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 		b.Close()
 		return nil, fmt.Errorf("s3: open bucket %q: %w", bucket, err)
 	}
-	return &Driver{d: d, bucket: bucket}, nil
+	return d, nil
 }
 
-// newClient builds the S3 client for opts.
-func newClient(ctx context.Context, opts *Options) (*s3.Client, error) {
-	load := []func(*config.LoadOptions) error{
-		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-	}
-	if opts.Region != "" {
-		load = append(load, config.WithRegion(opts.Region))
-	}
-	if opts.Profile != "" {
-		load = append(load, config.WithSharedConfigProfile(opts.Profile))
-	}
-	switch {
-	case opts.Anonymous:
-		load = append(load, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
-	case opts.AccessKey != "":
-		load = append(load, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey, "")))
-	}
-	if opts.DualStack {
-		load = append(load, config.WithUseDualStackEndpoint(aws.DualStackEndpointStateEnabled))
-	}
-	if opts.FIPS {
-		load = append(load, config.WithUseFIPSEndpoint(aws.FIPSEndpointStateEnabled))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, load...)
-	if err != nil {
-		return nil, fmt.Errorf("s3: load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if opts.HTTPClient != nil {
-			// Set here rather than through config.WithHTTPClient, which
-			// fails for a plain *http.Client when AWS_CA_BUNDLE is set: a
-			// client given explicitly is used as is.
-			o.HTTPClient = opts.HTTPClient
-		}
-		o.UsePathStyle = opts.UsePathStyle
-		o.UseAccelerate = opts.Accelerate
-		if opts.Endpoint != "" {
-			o.BaseEndpoint = aws.String(opts.Endpoint)
-		}
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		if r, ok := o.Retryer.(aws.RetryerV2); ok {
-			o.Retryer = conditionalRetryer{r}
-		}
-		o.APIOptions = append(o.APIOptions, markConditionalWrites)
-	}), nil
+// New returns a driver for b, a bucket of the caller's that must be backed
+// by s3blob (b.As(**s3.Client) succeeds, a Go CDK prefixed bucket
+// included); otherwise it returns [ErrNotS3]. It takes ownership of b only
+// when it succeeds. Objects are written with the bucket's default ACL and
+// storage class; [Open] is the way to set them.
+func New(b *gcblob.Bucket) (*Driver, error) {
+	return newDriver(b)
 }
 
-// conditionalWrite marks the context of a conditional write (If-Match or
-// If-None-Match).
-type conditionalWrite struct{}
-
-// markConditionalWrites marks the context of every conditional PutObject
-// and CompleteMultipartUpload for conditionalRetryer.
-func markConditionalWrites(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BlobcacheConditionalWrite",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			conditional := false
-			switch p := in.Parameters.(type) {
-			case *s3.PutObjectInput:
-				conditional = p.IfMatch != nil || p.IfNoneMatch != nil
-			case *s3.CompleteMultipartUploadInput:
-				conditional = p.IfMatch != nil || p.IfNoneMatch != nil
-			}
-			if conditional {
-				ctx = context.WithValue(ctx, conditionalWrite{}, true)
-			}
-			return next.HandleInitialize(ctx, in)
-		}), middleware.After)
-}
-
-// conditionalRetryer is the SDK's retryer, except that it retries a
-// conditional write only after an error that shows the server did not apply
-// it (throttling, a refused connection). After any other failure (an answer
-// lost to a reset connection, a 500) the write may have taken effect, and
-// its retry would then be refused with 412 because of the write itself: the
-// cache would take that for another writer's, and Incr would count twice,
-// Add report a live entry that is its own. The error is returned instead.
-type conditionalRetryer struct{ aws.RetryerV2 }
-
-var throttles = retry.IsErrorThrottles(retry.DefaultThrottles)
-
-// GetRetryToken implements aws.RetryerV2.
-func (r conditionalRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
-	if ctx.Value(conditionalWrite{}) != nil && !notApplied(opErr) {
-		return nil, errors.New("s3: not retrying a conditional write that may have taken effect")
+func newDriver(b *gcblob.Bucket, opts ...blobdrv.Option) (*Driver, error) {
+	var client *s3.Client
+	if !b.As(&client) || client == nil {
+		return nil, ErrNotS3
 	}
-	return r.RetryerV2.GetRetryToken(ctx, opErr)
-}
-
-// notApplied reports whether err shows that the request was not applied.
-func notApplied(err error) bool {
-	if throttles.IsErrorThrottle(err) == aws.TrueTernary || httpStatus(err) == http.StatusServiceUnavailable {
-		return true
-	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// ensureBucket checks that the bucket exists, creating it if asked.
-func ensureBucket(ctx context.Context, client *s3.Client, bucket string, opts *Options) error {
-	_, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("s3: check bucket %q: %w", bucket, err)
-	}
-	switch {
-	case isMissingBucket(err):
-		if !opts.CreateBucket {
-			return fmt.Errorf("s3: bucket %q does not exist (set create_bucket=true to create it): %w", bucket, err)
-		}
-	case httpStatus(err) == http.StatusForbidden:
-		return fmt.Errorf("s3: access to bucket %q denied: %w", bucket, err)
-	default:
-		return fmt.Errorf("s3: check bucket %q: %w", bucket, err)
-	}
-	in := &s3.CreateBucketInput{
-		Bucket: aws.String(bucket),
-		ACL:    types.BucketCannedACL(opts.bucketACL()),
-	}
-	if region := client.Options().Region; region != "" && region != DefaultRegion && opts.Endpoint == "" {
-		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{
-			LocationConstraint: types.BucketLocationConstraint(region),
-		}
-	}
-	if _, err := client.CreateBucket(ctx, in); err != nil {
-		var owned *types.BucketAlreadyOwnedByYou
-		if errors.As(err, &owned) {
-			return nil // created concurrently by us
-		}
-		return fmt.Errorf("s3: create bucket %q: %w", bucket, err)
-	}
-	return nil
-}
-
-func isMissingBucket(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "NotFound", "NoSuchBucket":
-			return true
-		}
-	}
-	return httpStatus(err) == http.StatusNotFound
-}
-
-func httpStatus(err error) int {
-	var sc interface{ HTTPStatusCode() int }
-	if errors.As(err, &sc) {
-		return sc.HTTPStatusCode()
-	}
-	return 0
+	bucket, prefix, perr := probeBucket(b)
+	d := &Driver{client: client, bucket: bucket, keyPrefix: prefix}
+	d.Driver, d.x = blobdrv.NewProvided(b, blobdrv.Provider{
+		Name:         "s3",
+		Escaping:     blobdrv.EscapingS3,
+		KeyPrefix:    prefix,
+		KeyPrefixErr: perr,
+		ReadETag:     readETag,
+		Delete:       d.deleteOne,
+		List:         d.listHook,
+		ErrorKind:    errorKind,
+		MinListFetch: 2,
+	}, opts...)
+	return d, nil
 }
 
 // Bucket returns the bucket name.
 func (d *Driver) Bucket() string { return d.bucket }
 
 // Client returns the S3 client.
-func (d *Driver) Client() *s3.Client { return d.d.Client() }
+func (d *Driver) Client() *s3.Client { return d.client }
 
 // String returns "s3://bucket".
 func (d *Driver) String() string { return "s3://" + d.bucket }
-
-// ValidateName implements [driver.NameValidator]: a name is refused, with an
-// error wrapping [driver.ErrInvalidName] that names the rule, when it is not
-// valid ([driver.ValidateName]) or when s3blob would store it under another
-// key (see the package documentation). Every method refuses such a name.
-func (d *Driver) ValidateName(name string) error {
-	return d.d.ValidateName(name)
-}
-
-// Read implements [driver.Driver] with one GetObject; Attributes.ETag is the
-// object's ETag, for Replace.
-func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	return d.d.Read(ctx, name, offset, length)
-}
-
-// Write implements [driver.Driver]: one PutObject below the multipart
-// threshold, with the options' ACL and storage class; IfAbsent sends
-// If-None-Match: *.
-func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	return d.d.Write(ctx, name, body, opts)
-}
-
-// Delete implements [driver.Driver] with one DeleteObject.
-func (d *Driver) Delete(ctx context.Context, name string) error {
-	return d.d.Delete(ctx, name)
-}
-
-// List implements [driver.Driver] with one ListObjectsV2 per page.
-func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	return d.d.List(ctx, opts)
-}
-
-// DeleteBatch implements [driver.BatchDeleter] with DeleteObjects, 1000
-// names a request.
-func (d *Driver) DeleteBatch(ctx context.Context, names []string) error {
-	return d.d.DeleteBatch(ctx, names)
-}
-
-// Replace implements [driver.Replacer] with If-Match.
-func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
-	return d.d.Replace(ctx, name, body, etag, opts)
-}
-
-// Close implements [driver.Driver].
-func (d *Driver) Close() error {
-	return d.d.Close()
-}
