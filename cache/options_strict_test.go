@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
-	"github.com/blobcache/blobcache/drivers/s3"
+	"github.com/blobcache/blobcache/driver"
 )
 
 // randomName returns a name no other test uses, for named memory stores,
@@ -466,7 +466,7 @@ func TestConfigValueShapes(t *testing.T) {
 // s3 option errors carry the cache's kind and the driver's.
 func TestOpenS3OptionErrorKinds(t *testing.T) {
 	_, err := cache.Open(relCancelled, "s3://b?default_acl=nope")
-	if !errors.Is(err, cache.ErrInvalidOption) || !errors.Is(err, s3.ErrInvalidOption) {
+	if !errors.Is(err, cache.ErrInvalidOption) || !errors.Is(err, driver.ErrInvalidOption) {
 		t.Errorf("Open with a bad ACL = %v, want ErrInvalidOption of both packages", err)
 	}
 }

@@ -169,10 +169,6 @@ func New(b *gcblob.Bucket, opts ...Option) *Driver {
 	return newDriver(b, Provider{}, opts)
 }
 
-// NewBase is [New]. It remains for drivers/mem, its one caller, and goes
-// once that no longer needs it.
-func NewBase(b *gcblob.Bucket, opts ...Option) *Driver { return New(b, opts...) }
-
 func newDriver(b *gcblob.Bucket, p Provider, opts []Option) *Driver {
 	d := &Driver{b: b, p: p, name: p.Name}
 	if d.name == "" {

@@ -22,14 +22,10 @@ const DefaultRegion = "us-east-1"
 // Options.DefaultACL is empty.
 const DefaultACL = "private"
 
-// ErrInvalidOption is [driver.ErrInvalidOption], what every error about a
-// bad option wraps: an unknown, malformed or repeated URL parameter, a value
-// outside its set, or options that contradict each other. The message names
-// the option; it never shows the secret key. Test with errors.Is. It remains
-// for package cache, which will test driver.ErrInvalidOption instead.
-var ErrInvalidOption = driver.ErrInvalidOption
-
-// optionError is an error of kind ErrInvalidOption. Its text is "s3: " and
+// optionError is an error of kind [driver.ErrInvalidOption], what every
+// error about a bad option wraps: an unknown, malformed or repeated URL
+// parameter, a value outside its set, or options that contradict each
+// other. The message names the option; it never shows the secret key. Its text is "s3: " and
 // the message, without the kind's own text.
 type optionError struct {
 	msg string
@@ -42,8 +38,9 @@ func (e *optionError) Error() string { return "s3: " + e.msg }
 // Unwrap returns the cause, if any (an *driver.UnknownOptionError).
 func (e *optionError) Unwrap() error { return e.err }
 
-// Is reports whether target is ErrInvalidOption, the kind of every option error.
-func (e *optionError) Is(target error) bool { return target == ErrInvalidOption }
+// Is reports whether target is driver.ErrInvalidOption, the kind of every
+// option error.
+func (e *optionError) Is(target error) bool { return target == driver.ErrInvalidOption }
 
 func invalid(format string, args ...any) error {
 	return &optionError{msg: fmt.Sprintf(format, args...)}

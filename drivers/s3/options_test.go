@@ -243,7 +243,7 @@ func TestOptionValidation(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Errorf("Open(%v) succeeded, want an error naming %s", opts, tc.name)
-		case !errors.Is(err, s3.ErrInvalidOption) || !strings.Contains(err.Error(), tc.name):
+		case !errors.Is(err, driver.ErrInvalidOption) || !strings.Contains(err.Error(), tc.name):
 			t.Errorf("Open(%v) = %v, want ErrInvalidOption naming %s", opts, err, tc.name)
 		case strings.Contains(err.Error(), secret):
 			t.Errorf("Open(%v): the error shows the secret: %v", opts, err)
@@ -254,7 +254,7 @@ func TestOptionValidation(t *testing.T) {
 	}
 	for _, bucket := range []string{"", "a", "b/c", "b c", "bkt:9000", "b?x", strings.Repeat("b", 256)} {
 		_, err := s3.Open(t.Context(), bucket, good())
-		if !errors.Is(err, s3.ErrInvalidOption) || !strings.Contains(err.Error(), "bucket") {
+		if !errors.Is(err, driver.ErrInvalidOption) || !strings.Contains(err.Error(), "bucket") {
 			t.Errorf("Open(bucket %q) = %v, want ErrInvalidOption naming the bucket", bucket, err)
 		}
 	}
@@ -308,14 +308,14 @@ func TestOptionParseURLStrict(t *testing.T) {
 		switch {
 		case err == nil:
 			t.Errorf("ParseURL(?%s) succeeded, want an error with %s", tc.query, tc.want)
-		case !errors.Is(err, s3.ErrInvalidOption) || !strings.Contains(err.Error(), tc.want):
+		case !errors.Is(err, driver.ErrInvalidOption) || !strings.Contains(err.Error(), tc.want):
 			t.Errorf("ParseURL(?%s) = %v, want ErrInvalidOption with %s", tc.query, err, tc.want)
 		case strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "tail"):
 			t.Errorf("ParseURL(?%s): the error shows a secret: %v", tc.query, err)
 		}
 	}
 	for _, raw := range []string{"s3://bkt#frag", "s3://bkt?region=a#b", "s3:bkt", "s3://b:1", "s3://?bucket_name=a/b"} {
-		if _, _, err := parse(raw); !errors.Is(err, s3.ErrInvalidOption) {
+		if _, _, err := parse(raw); !errors.Is(err, driver.ErrInvalidOption) {
 			t.Errorf("ParseURL(%s) = %v, want ErrInvalidOption", raw, err)
 		}
 	}

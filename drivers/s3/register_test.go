@@ -160,8 +160,7 @@ func TestSchemeFromConfig(t *testing.T) {
 	}
 }
 
-// Open's parameter errors are driver.ErrInvalidOption, and s3.ErrInvalidOption
-// is the same value.
+// Open's parameter errors are driver.ErrInvalidOption.
 func TestSchemeOpenOptionErrors(t *testing.T) {
 	s := s3Scheme(t)
 	for _, raw := range []string{"s3://b?nope=1", "s3://b?region=a_b", "s3://?region=us-east-1", "s3://b?access_key=AK"} {

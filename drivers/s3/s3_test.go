@@ -589,7 +589,7 @@ func TestParseURL(t *testing.T) {
 		t.Errorf("aliases: %v, %v", o, err)
 	}
 	_, _, err = parse("s3://bkt?access_key_id=alias&access_key=canon&secret_key=c&secret_access_key=a")
-	if !errors.Is(err, s3.ErrInvalidOption) || !strings.Contains(err.Error(), "given twice") {
+	if !errors.Is(err, driver.ErrInvalidOption) || !strings.Contains(err.Error(), "given twice") {
 		t.Errorf("canonical and alias together: %v, want an error", err)
 	}
 	b, _, err = parse("s3://?bucket_name=named")

@@ -67,10 +67,10 @@ var urlParams = map[string]string{
 	"storage_bucket_name": "bucket_name",
 }
 
-// IsSecretOption reports whether the URL parameter name (any case) carries a
+// isSecretOption reports whether the URL parameter name (any case) carries a
 // secret: its value is never shown, nor the name of the pair right after it
 // (which is the secret's tail when the secret holds an unescaped '&').
-func IsSecretOption(name string) bool { return urlParams[strings.ToLower(name)] == "secret_key" }
+func isSecretOption(name string) bool { return urlParams[strings.ToLower(name)] == "secret_key" }
 
 // param is one name=value pair of a URL query, decoded.
 type param struct {
@@ -90,7 +90,7 @@ func (p param) describe() string {
 // and refuses every pair url.ParseQuery would drop or make up (see
 // query.Parse).
 func parseQuery(raw string) ([]param, error) {
-	qs, err := query.Parse(raw, "URL parameter", IsSecretOption)
+	qs, err := query.Parse(raw, "URL parameter", isSecretOption)
 	if err != nil {
 		return nil, &optionError{msg: err.Error()}
 	}
