@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"testing"
 
-	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/blobcache/blobcache/cache"
@@ -107,7 +106,7 @@ type group struct {
 	h   Harness
 	c   *cache.Cache
 	d   driver.Driver
-	bkt *blob.Bucket
+	bkt Bucket
 	rc  RequestCounter
 
 	untimed int64 // requests made while the timer was stopped
@@ -242,9 +241,9 @@ func makeKeys(what string, n int) keySet {
 // gcdkWriteOptions are the Go CDK write options of the raw writes: the
 // driver's content type, and a precomputed MD5 so that WriteAll does not hash
 // the value in the timed loop (the drivers do not hash either).
-func gcdkWriteOptions(value []byte) *blob.WriterOptions {
+func gcdkWriteOptions(value []byte) *WriteOptions {
 	sum := md5.Sum(value)
-	return &blob.WriterOptions{ContentType: contentType, ContentMD5: sum[:]}
+	return &WriteOptions{ContentType: contentType, ContentMD5: sum[:]}
 }
 
 // fill stores value under every key of ks through the cache, the driver and

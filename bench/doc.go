@@ -5,7 +5,8 @@
 //
 // [RunBenchmarks] runs testing.B benchmarks of every cache operation beside
 // the raw driver operation doing the same storage work and, when the harness
-// opens a Go CDK bucket ([BucketHarness]), the Go CDK's portable operation:
+// opens a Go CDK bucket ([BucketHarness]; package bench/gocdk adapts one), the
+// Go CDK's portable operation:
 //
 //	func BenchmarkCache(b *testing.B) {
 //		bench.RunBenchmarks(b, func(ctx context.Context, tb testing.TB) (bench.Harness, error) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"gocloud.dev/blob"
-
 	"github.com/blobcache/blobcache/driver"
 )
 
@@ -43,11 +41,46 @@ type RequestCounter interface {
 // (gocloud.dev/blob) on the same store, or on a store of the same kind where
 // the driver is native (fileblob beside the file driver). RunBenchmarks then
 // runs the Go CDK's own operation beside each cache operation, as
-// impl=gocloud.
+// impl=gocloud. Package bench/gocdk makes a [Bucket] of a *blob.Bucket, so
+// that package bench itself compiles no Go CDK:
+//
+//	func (h *harness) OpenBucket(context.Context) (bench.Bucket, error) {
+//		return gocdk.Wrap(memblob.OpenBucket(nil)), nil
+//	}
 type BucketHarness interface {
 	// OpenBucket returns a bucket the benchmark closes. Its requests must be
 	// counted by RequestCounter when the harness implements it.
-	OpenBucket(ctx context.Context) (*blob.Bucket, error)
+	OpenBucket(ctx context.Context) (Bucket, error)
+}
+
+// Bucket is the Go CDK bucket of the impl=gocloud benchmarks, as the portable
+// operations they time: each method is the *blob.Bucket call(s) it names.
+// bench/gocdk implements it.
+type Bucket interface {
+	// ReadAll reads a whole object (blob.Bucket.ReadAll). For an absent key it
+	// returns driver.ErrNotFound (gcerrors.NotFound).
+	ReadAll(ctx context.Context, key string) ([]byte, error)
+	// ReadRange reads n bytes at off (blob.Bucket.NewRangeReader, io.ReadAll,
+	// Close).
+	ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error)
+	// WriteAll writes a whole object with the options (blob.Bucket.WriteAll).
+	WriteAll(ctx context.Context, key string, data []byte, opts *WriteOptions) error
+	// DeleteAll removes every object under prefix: blob.Bucket.List, and
+	// one blob.Bucket.Delete per object, in sequence.
+	DeleteAll(ctx context.Context, prefix string) error
+	// Close closes the bucket.
+	Close() error
+}
+
+// WriteOptions are the Go CDK write options (blob.WriterOptions) the
+// benchmarks set.
+type WriteOptions struct {
+	// ContentType is the object's MIME type.
+	ContentType string
+	// ContentMD5 is the MD5 of the data, precomputed (nil: none).
+	ContentMD5 []byte
+	// IfNotExist makes the write fail if the object exists.
+	IfNotExist bool
 }
 
 // The implementations every benchmark of RunBenchmarks compares, as the last

@@ -3,11 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
-	"io"
 	"strconv"
 	"testing"
-
-	"gocloud.dev/blob"
 
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
@@ -140,7 +137,7 @@ func benchIncr(b *testing.B, maker HarnessMaker) {
 		}
 	})
 	e.leaf(b, ImplGoCDK, func(b *testing.B) {
-		opts := &blob.WriterOptions{ContentType: contentType}
+		opts := &WriteOptions{ContentType: contentType}
 		e.pause(b, func() {
 			if err := e.bkt.WriteAll(ctx, gname, []byte("0"), opts); err != nil {
 				b.Fatalf("WriteAll: %v", err)
@@ -242,7 +239,7 @@ func benchClear(b *testing.B, maker HarnessMaker) {
 		}
 	})
 	e.leaf(b, ImplGoCDK, func(b *testing.B) {
-		opts := &blob.WriterOptions{ContentType: contentType}
+		opts := &WriteOptions{ContentType: contentType}
 		for b.Loop() {
 			e.pause(b, func() {
 				fillWith(b, func(ctx context.Context, i int) error {
@@ -294,18 +291,8 @@ func (e *group) clearRaw(b *testing.B, prefix string) {
 // API: a listing and one Delete per object, in sequence.
 func (e *group) clearGoCDK(b *testing.B, prefix string) {
 	b.Helper()
-	it := e.bkt.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		o, err := it.Next(e.ctx)
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			b.Fatalf("List: %v", err)
-		}
-		if err := e.bkt.Delete(e.ctx, o.Key); err != nil {
-			b.Fatalf("Delete: %v", err)
-		}
+	if err := e.bkt.DeleteAll(e.ctx, prefix); err != nil {
+		b.Fatalf("List and Delete: %v", err)
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/blobcache/blobcache/bench"
+	"github.com/blobcache/blobcache/bench/gocdk"
 )
 
 // benchHarness is one fresh directory. Its Go CDK bucket is fileblob on
@@ -18,8 +18,12 @@ type benchHarness struct {
 	gcdkDir string
 }
 
-func (h *benchHarness) OpenBucket(context.Context) (*blob.Bucket, error) {
-	return fileblob.OpenBucket(h.gcdkDir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+func (h *benchHarness) OpenBucket(context.Context) (bench.Bucket, error) {
+	b, err := fileblob.OpenBucket(h.gcdkDir, &fileblob.Options{NoTempDir: true, Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		return nil, err
+	}
+	return gocdk.Wrap(b), nil
 }
 
 // BenchmarkCache runs the benchmarks of package bench on the file driver:

@@ -6,10 +6,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/blobcache/blobcache/bench"
+	"github.com/blobcache/blobcache/bench/gocdk"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/mem"
 )
@@ -19,8 +19,8 @@ import (
 // configured as the driver's (no MD5).
 type benchHarness struct{ harness }
 
-func (h *benchHarness) OpenBucket(context.Context) (*blob.Bucket, error) {
-	return memblob.OpenBucket(&memblob.Options{NoMD5: true}), nil
+func (h *benchHarness) OpenBucket(context.Context) (bench.Bucket, error) {
+	return gocdk.Wrap(memblob.OpenBucket(&memblob.Options{NoMD5: true})), nil
 }
 
 func (h *benchHarness) Close() {

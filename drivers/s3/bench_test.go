@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/s3blob"
 
 	"github.com/blobcache/blobcache/bench"
+	"github.com/blobcache/blobcache/bench/gocdk"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/s3"
 	"github.com/blobcache/blobcache/internal/s3test"
@@ -70,11 +70,15 @@ func (h *benchHarness) MakeDriver(ctx context.Context) (driver.Driver, error) {
 
 // OpenBucket returns a plain s3blob bucket on the same bucket, configured as
 // the driver's (checksums only where required).
-func (h *benchHarness) OpenBucket(ctx context.Context) (*blob.Bucket, error) {
+func (h *benchHarness) OpenBucket(ctx context.Context) (bench.Bucket, error) {
 	client := s3test.Client(h.tb, h.cfg, h.rc)
-	return s3blob.OpenBucket(ctx, client, h.bucket, &s3blob.Options{
+	b, err := s3blob.OpenBucket(ctx, client, h.bucket, &s3blob.Options{
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return gocdk.Wrap(b), nil
 }
 
 func (h *benchHarness) Requests() int64     { return h.rc.n.Load() }
