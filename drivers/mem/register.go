@@ -3,7 +3,9 @@ package mem
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 
 	"github.com/blobcache/blobcache/driver"
 )
@@ -28,8 +30,8 @@ func openURL(_ context.Context, u *url.URL) (driver.Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mem: %w: URL query: %v", driver.ErrInvalidOption, err)
 		}
-		for name := range q {
-			return nil, fmt.Errorf("mem: %w", &driver.UnknownOptionError{Name: name})
+		if len(q) > 0 { // the first by name, so the error does not depend on map order
+			return nil, fmt.Errorf("mem: %w", &driver.UnknownOptionError{Name: slices.Sorted(maps.Keys(q))[0]})
 		}
 	}
 	if u.Path != "" && u.Path != "/" {

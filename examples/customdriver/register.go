@@ -3,7 +3,9 @@ package customdriver
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +56,8 @@ func openURL(_ context.Context, u *url.URL) (driver.Driver, error) {
 		return nil, fmt.Errorf("customdriver: %w: URL query: %v", driver.ErrInvalidOption, err)
 	}
 	var opts Options
-	for name, values := range q {
+	for _, name := range slices.Sorted(maps.Keys(q)) { // in order: errors do not depend on map order
+		values := q[name]
 		var dst *time.Duration
 		switch strings.ToLower(name) {
 		case "latency":
