@@ -35,6 +35,8 @@ var cacheCases = []driverCase{
 	{"Expiry", caseCacheExpiry},
 	{"DjangoCulling", caseCacheDjangoCulling},
 	{"ClearIsPrefixSafe", caseCacheClearIsPrefixSafe},
+	{"ClearManyPages", caseCacheClearManyPages},
+	{"CullOldest", caseCacheCullOldest},
 	{"CullSparesForeignObjects", caseCacheCullSparesForeign},
 	{"OnlyEntries", caseCacheOnlyEntries},
 	{"HiddenLocation", caseCacheHiddenLocation},

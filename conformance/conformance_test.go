@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,11 @@ type memFaults struct {
 	constantETag         bool // ETag never changes
 	batchAbsentError     bool // DeleteBatch fails on absent names
 	closeError           bool // Close returns an error
+
+	offsetPageToken          bool // page tokens count an offset, not the last name
+	modTimeFrozenOnOverwrite bool // an overwrite keeps the first write's ModTime
+	readNoName               bool // Read leaves Attributes.Name empty
+	readNoModTime            bool // Read leaves Attributes.ModTime zero
 }
 
 type memObject struct {
@@ -96,7 +102,11 @@ func (d *memDriver) store(name string, data []byte) {
 	if d.f.constantETag {
 		etag = "constant"
 	}
-	d.s.objs[name] = memObject{data: data, mod: time.Now(), etag: etag}
+	mod := time.Now()
+	if old, ok := d.s.objs[name]; ok && d.f.modTimeFrozenOnOverwrite {
+		mod = old.mod
+	}
+	d.s.objs[name] = memObject{data: data, mod: mod, etag: etag}
 }
 
 func (d *memDriver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
@@ -115,6 +125,12 @@ func (d *memDriver) Read(ctx context.Context, name string, offset, length int64)
 		end = start + length
 	}
 	attrs := driver.Attributes{Name: name, Size: size, ModTime: o.mod, ETag: o.etag}
+	if d.f.readNoName {
+		attrs.Name = ""
+	}
+	if d.f.readNoModTime {
+		attrs.ModTime = time.Time{}
+	}
 	return slices.Clone(o.data[start:end]), attrs, nil
 }
 
@@ -180,11 +196,16 @@ func (d *memDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver
 	d.s.mu.Lock()
 	var names []string
 	for name := range d.s.objs {
-		if strings.HasPrefix(name, prefix) && (d.f.ignorePageToken || name > opts.PageToken) {
+		if strings.HasPrefix(name, prefix) && (d.f.ignorePageToken || d.f.offsetPageToken || name > opts.PageToken) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
+	offset := 0
+	if d.f.offsetPageToken && opts.PageToken != "" {
+		offset, _ = strconv.Atoi(opts.PageToken)
+		names = names[min(offset, len(names)):]
+	}
 	size := opts.PageSize
 	if size == 0 {
 		size = driver.MaxListPageSize
@@ -196,6 +217,9 @@ func (d *memDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver
 	if len(names) > size {
 		names = names[:size]
 		page.NextPageToken = names[size-1]
+		if d.f.offsetPageToken {
+			page.NextPageToken = strconv.Itoa(offset + size)
+		}
 	}
 	for _, name := range names {
 		o := d.s.objs[name]
@@ -575,16 +599,17 @@ func (r *recorder) goexitSafe(f func()) {
 	<-done
 }
 
-// runRecorded runs the named driver case at the store root on a harness from
-// maker, recording its outcome.
+// runRecorded runs the named case (of the driver section, else the cache
+// section) at the store root on a harness from maker, recording its outcome.
 func runRecorded(t *testing.T, maker HarnessMaker, caseName string) *recorder {
 	t.Helper()
-	i := slices.IndexFunc(driverCases, func(c driverCase) bool { return c.name == caseName })
+	cases := slices.Concat(driverCases, cacheCases)
+	i := slices.IndexFunc(cases, func(c driverCase) bool { return c.name == caseName })
 	if i < 0 {
-		t.Fatalf("no driver case %q", caseName)
+		t.Fatalf("no driver or cache case %q", caseName)
 	}
 	r := &recorder{TB: t}
-	r.goexitSafe(func() { runCase(t, r, maker, t.Name(), driverCases[i], "") })
+	r.goexitSafe(func() { runCase(t, r, maker, t.Name(), cases[i], "") })
 	for i := len(r.cleanups) - 1; i >= 0; i-- {
 		r.goexitSafe(r.cleanups[i])
 	}
@@ -628,6 +653,14 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 		{"constantETag", memFaults{constantETag: true}, "Replace"},
 		{"batchAbsentError", memFaults{batchAbsentError: true}, "BatchDelete"},
 		{"closeError", memFaults{closeError: true}, "Close"},
+		{"offsetPageToken", memFaults{offsetPageToken: true}, "ListWhileChanging"},
+		{"offsetPageToken", memFaults{offsetPageToken: true}, "ClearManyPages"},
+		{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "ModTime"},
+		{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "CullOldest"},
+		{"readNoName", memFaults{readNoName: true}, "ModTime"},
+		{"readNoName", memFaults{readNoName: true}, "ReadYourWrite"},
+		{"readNoModTime", memFaults{readNoModTime: true}, "ModTime"},
+		{"readNoModTime", memFaults{readNoModTime: true}, "ReadYourWrite"},
 	} {
 		t.Run(tc.fault+"/"+tc.caseName, func(t *testing.T) {
 			if r := runRecorded(t, memMaker(tc.faults), tc.caseName); !r.Failed() {

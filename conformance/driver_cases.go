@@ -32,6 +32,8 @@ var driverCases = []driverCase{
 	{"Delete", testDelete},
 	{"ListPrefix", testListPrefix},
 	{"Pagination", testPagination},
+	{"ListWhileChanging", testListWhileChanging},
+	{"ModTime", testModTime},
 	{"UnusualNames", testUnusualNames},
 	{"NamesStoredAsGiven", testNamesStoredAsGiven},
 	{"IfAbsent", testIfAbsent},

@@ -94,25 +94,22 @@ func (e *env) wantAbsent(d driver.Driver, name string) {
 	}
 }
 
-// checkAttrs checks attributes returned by op for name: Name empty or right,
-// Size as expected, ModTime plausible (and set, when listed).
+// checkAttrs checks attributes returned by op (Read or List) for name: Name
+// the name, Size as expected, ModTime set and plausible. listed says the
+// attributes come from a listing.
 func (e *env) checkAttrs(op, name string, a driver.Attributes, size int64, listed bool) {
 	e.t.Helper()
-	if a.Name != name && (listed || a.Name != "") {
-		e.t.Errorf("%s(%q): Attributes.Name = %q, want %q", op, name, a.Name, name)
+	if a.Name != name {
+		clause := clauseReadAttrs
+		if listed {
+			clause = `contract (ListPage.Objects): "each has Name, Size and ModTime set"`
+		}
+		e.t.Errorf("%s(%q): Attributes.Name = %q, want %q (%s)", op, name, a.Name, name, clause)
 	}
 	if a.Size != size {
 		e.t.Errorf("%s(%q): Attributes.Size = %d, want %d", op, name, a.Size, size)
 	}
-	if a.ModTime.IsZero() {
-		if listed {
-			e.t.Errorf("%s(%q): ModTime is not set", op, name)
-		}
-		return
-	}
-	if lo, hi := e.start.Add(-clockSkew), time.Now().Add(clockSkew); a.ModTime.Before(lo) || a.ModTime.After(hi) {
-		e.t.Errorf("%s(%q): ModTime %v is implausible: the object was written after %v", op, name, a.ModTime, e.start)
-	}
+	e.checkModTime(op, name, a.ModTime)
 }
 
 // maxListPages bounds a listing, so that a driver whose tokens never end

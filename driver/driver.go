@@ -82,8 +82,11 @@ type Attributes struct {
 	Name string
 	// Size is the object's size in bytes.
 	Size int64
-	// ModTime is when the object was last written; the zero time if the store
-	// does not know.
+	// ModTime is the time of the object's last write, at the store's
+	// granularity (S3: one second). Read and List always set it; it is never
+	// the zero time. An overwrite never makes it earlier, and an overwrite
+	// made once the store's granularity has passed since the previous write
+	// makes it later. The cull.Oldest policy culls by it.
 	ModTime time.Time
 	// ETag is an opaque version token: it changes whenever the object's
 	// contents change. Drivers that implement Replacer must fill it in on
@@ -114,7 +117,14 @@ type ListOptions struct {
 	// "cachex". An empty prefix lists everything.
 	Prefix string
 	// PageToken continues a listing from the NextPageToken of the previous
-	// page; empty for the first page.
+	// page; empty for the first page. It has the start-after semantics of
+	// S3's ListObjectsV2: the page starts strictly after the last name the
+	// previous page returned, whatever was written or deleted since. So
+	// objects written or deleted between pages never make the listing skip
+	// or repeat another object: an object present from the first page until
+	// a page returns it is listed exactly once, on that page. (A token that
+	// counts an offset breaks this: deleting the objects of each page before
+	// listing the next, as the cache's Clear does, skips as many objects.)
 	PageToken string
 	// PageSize is the most objects to return, 1 to MaxListPageSize; zero means
 	// MaxListPageSize.
@@ -126,7 +136,9 @@ type ListPage struct {
 	// Objects are in strictly increasing byte-wise order of Name. Each has
 	// Name, Size and ModTime set.
 	Objects []Attributes
-	// NextPageToken is empty on the last page.
+	// NextPageToken is empty on the last page. Otherwise it names the
+	// position just after the last object returned (see
+	// ListOptions.PageToken), not a count of objects returned.
 	NextPageToken string
 }
 
@@ -161,7 +173,10 @@ type Driver interface {
 	// Read returns length bytes of the object starting at offset, or all bytes
 	// from offset when length is negative, with the object's attributes. A
 	// range reaching past the end returns the bytes up to the end. offset is
-	// never negative. It returns ErrNotFound when no object exists.
+	// never negative. It returns ErrNotFound when no object exists. The
+	// attributes are those of the object whose bytes are returned: Name is
+	// the name read, Size the object's whole size (not the range's), ModTime
+	// set as Attributes describes.
 	Read(ctx context.Context, name string, offset, length int64) ([]byte, Attributes, error)
 	// Write stores the bytes read from body under name, replacing any object
 	// that exists unless opts.IfAbsent is set. The write is atomic: readers
