@@ -121,6 +121,7 @@ func testListWhileChanging(e *env) {
 		deleteBy string
 	}{
 		{"del10", 250, 10, "Delete"},
+		{"del1", 25, 1, "Delete"},
 		{"batch10", 250, 10, "DeleteBatch"},
 	} {
 		bd, batch := d.(driver.BatchDeleter)

@@ -373,9 +373,13 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 // So a page may hold fewer objects than asked, even none, and still have a
 // NextPageToken.
 //
-// The driver's page token is the Go CDK's token behind one byte saying how
-// many objects of that Go CDK page were already returned: a page smaller
-// than the [Provider]'s MinListFetch is cut from a larger one.
+// The driver's page token is "0" and the Go CDK's token of the next page,
+// or, for a page smaller than the [Provider]'s MinListFetch that was cut
+// from a larger Go CDK page, "1", the length of the last name returned, ":",
+// that name, and the Go CDK token of the page it was cut from: the next
+// call fetches that Go CDK page again and starts strictly after the name,
+// so objects deleted or written in between never shift it (a count of the
+// objects already returned would skip one for each object deleted).
 func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	if err := d.check(ctx, "list", opts.Prefix); err != nil {
 		return nil, err
@@ -387,33 +391,21 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	if size <= 0 || size > driver.MaxListPageSize {
 		size = driver.MaxListPageSize
 	}
-	token, skip := gcblob.FirstPageToken, 0
-	if t := opts.PageToken; t != "" {
-		if t[0] < '0' || t[0] > '9' {
-			return nil, fmt.Errorf("%s: list %q: malformed page token", d.name, opts.Prefix)
-		}
-		token, skip = []byte(t[1:]), int(t[0]-'0')
+	token, after, hasAfter, err := parsePageToken(opts.PageToken)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list %q: %w", d.name, opts.Prefix, err)
 	}
-	fetch := max(size+skip, d.p.MinListFetch)
 	lo := &gcblob.ListOptions{Prefix: opts.Prefix}
 	var hook ListHook
 	if d.p.List != nil {
 		hook = d.p.List()
 		lo.BeforeList = hook.BeforeList
 	}
-	objs, next, err := d.b.ListPage(ctx, token, fetch, lo)
+	objs, next, err := d.b.ListPage(ctx, token, max(size, d.p.MinListFetch), lo)
 	if err != nil {
 		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
 	}
-	objs = objs[min(skip, len(objs)):]
 	page := &driver.ListPage{Objects: make([]driver.Attributes, 0, min(len(objs), size))}
-	switch {
-	case len(objs) > size: // only when size < MinListFetch: more wait in this Go CDK page
-		objs = objs[:size]
-		page.NextPageToken = strconv.Itoa(skip+size) + string(token)
-	case len(next) > 0:
-		page.NextPageToken = "0" + string(next)
-	}
 	for _, o := range objs {
 		if o.IsDir {
 			continue
@@ -430,12 +422,43 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 		if d.rules.check(name, false) != nil {
 			continue // not written through this driver
 		}
-		if !strings.HasPrefix(name, opts.Prefix) {
+		if !strings.HasPrefix(name, opts.Prefix) || hasAfter && name <= after {
 			continue
+		}
+		if len(page.Objects) == size {
+			// More of this Go CDK page wait (only when size <
+			// MinListFetch): the next call starts after the last name.
+			last := page.Objects[size-1].Name
+			page.NextPageToken = "1" + strconv.Itoa(len(last)) + ":" + last + string(token)
+			return page, nil
 		}
 		page.Objects = append(page.Objects, driver.Attributes{Name: name, Size: o.Size, ModTime: o.ModTime})
 	}
+	if len(next) > 0 {
+		page.NextPageToken = "0" + string(next)
+	}
 	return page, nil
+}
+
+// parsePageToken reads a page token of List: the Go CDK token to fetch,
+// and the name the page starts after, if any.
+func parsePageToken(t string) (token []byte, after string, hasAfter bool, err error) {
+	if t == "" {
+		return gcblob.FirstPageToken, "", false, nil
+	}
+	malformed := errors.New("malformed page token")
+	switch t[0] {
+	case '0':
+		return []byte(t[1:]), "", false, nil
+	case '1':
+		n, rest, ok := strings.Cut(t[1:], ":")
+		length, err := strconv.Atoi(n)
+		if !ok || err != nil || length < 0 || length > len(rest) || n != strconv.Itoa(length) {
+			return nil, "", false, malformed
+		}
+		return []byte(rest[length:]), rest[:length], true, nil
+	}
+	return nil, "", false, malformed
 }
 
 // Close implements [driver.Driver]: it closes the bucket. A second Close

@@ -77,8 +77,8 @@ type Provider struct {
 
 	// MinListFetch is the fewest objects List asks the Go CDK for in one
 	// page, from 1 (the default) to 10. A smaller page is cut from a larger
-	// fetch, and the rest of that fetch is returned by the next call (the
-	// page token says how much of it was already returned). drivers/s3 sets
+	// fetch; the next call fetches it again and starts strictly after the
+	// last name returned, which the page token names. drivers/s3 sets
 	// 2: MinIO reports a listing with MaxKeys=1 as complete when the prefix
 	// names an existing object, though more objects follow.
 	MinListFetch int
