@@ -116,21 +116,16 @@ func (e *env) checkAttrs(op, name string, a driver.Attributes, size int64, liste
 // fails instead of looping.
 const maxListPages = 20000
 
-// listAll lists every object under prefix with pageSize, checking each page:
-// at most the page size, names under the prefix, in strictly increasing order
-// across pages, attributes set. It returns the objects and the page count.
-func (e *env) listAll(d driver.Driver, prefix string, pageSize int) ([]driver.Attributes, int) {
+// walkPages lists prefix with pageSize, page after page, checking each:
+// no error, not nil, at most the page size, every name under the prefix,
+// progress, and an end within maxListPages. It calls visit with each page
+// (and its number, from 1) before asking for the next.
+func (e *env) walkPages(d driver.Driver, prefix string, pageSize int, visit func(pageNo int, page *driver.ListPage)) {
 	e.t.Helper()
 	limit := pageSize
 	if limit == 0 {
 		limit = driver.MaxListPageSize
 	}
-	var all []driver.Attributes
-	// A store that lists folder by folder (StoreLimits.ByteOrderListing)
-	// may list a name on two pages; each is kept once, and the result is
-	// sorted. A name it misses still fails the case.
-	ordered := e.byteOrderListing()
-	seen := map[string]bool{}
 	token := ""
 	for pages := 1; ; pages++ {
 		if pages > maxListPages {
@@ -150,8 +145,35 @@ func (e *env) listAll(d driver.Driver, prefix string, pageSize int) ([]driver.At
 			if !strings.HasPrefix(o.Name, prefix) {
 				e.t.Fatalf("List(prefix %q, page size %d, page %d) returned %q, which does not start with the prefix", prefix, pageSize, pages, o.Name)
 			}
+		}
+		visit(pages, page)
+		if page.NextPageToken == "" {
+			return
+		}
+		if len(page.Objects) == 0 && page.NextPageToken == token {
+			e.t.Fatalf("List(prefix %q, page size %d, page %d) made no progress: empty page with the same token", prefix, pageSize, pages)
+		}
+		token = page.NextPageToken
+	}
+}
+
+// listAll lists every object under prefix with pageSize, checking each page
+// (see walkPages) and that names are in strictly increasing order across
+// pages. It returns the objects and the page count.
+func (e *env) listAll(d driver.Driver, prefix string, pageSize int) ([]driver.Attributes, int) {
+	e.t.Helper()
+	var all []driver.Attributes
+	// A store that lists folder by folder (StoreLimits.ByteOrderListing)
+	// may list a name on two pages; each is kept once, and the result is
+	// sorted. A name it misses still fails the case.
+	ordered := e.byteOrderListing()
+	seen := map[string]bool{}
+	pages := 0
+	e.walkPages(d, prefix, pageSize, func(pageNo int, page *driver.ListPage) {
+		pages = pageNo
+		for _, o := range page.Objects {
 			if n := len(all); ordered && n > 0 && o.Name <= all[n-1].Name {
-				e.t.Fatalf("List(prefix %q, page size %d, page %d): %q follows %q; names must be in strictly increasing byte order, each listed once", prefix, pageSize, pages, o.Name, all[n-1].Name)
+				e.t.Fatalf("List(prefix %q, page size %d, page %d): %q follows %q; names must be in strictly increasing byte order, each listed once", prefix, pageSize, pageNo, o.Name, all[n-1].Name)
 			}
 			if seen[o.Name] {
 				continue // only when !ordered: the store's pages overlap
@@ -159,17 +181,11 @@ func (e *env) listAll(d driver.Driver, prefix string, pageSize int) ([]driver.At
 			seen[o.Name] = true
 			all = append(all, o)
 		}
-		if page.NextPageToken == "" {
-			if !ordered {
-				slices.SortFunc(all, func(a, b driver.Attributes) int { return strings.Compare(a.Name, b.Name) })
-			}
-			return all, pages
-		}
-		if len(page.Objects) == 0 && page.NextPageToken == token {
-			e.t.Fatalf("List(prefix %q, page size %d, page %d) made no progress: empty page with the same token", prefix, pageSize, pages)
-		}
-		token = page.NextPageToken
+	})
+	if !ordered {
+		slices.SortFunc(all, func(a, b driver.Attributes) int { return strings.Compare(a.Name, b.Name) })
 	}
+	return all, pages
 }
 
 // listNames lists prefix and returns the names, checking attributes against
