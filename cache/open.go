@@ -134,47 +134,32 @@ func lookupScheme(name string) (driver.Scheme, error) {
 // refuses what no driver would honour: an opaque URL, user information and
 // a fragment. No error shows the URL.
 func parseURL(rawURL string) (*url.URL, driver.Scheme, []param, error) {
-	u, pairs, err := parseRawURL(rawURL)
-	if err != nil {
-		return nil, driver.Scheme{}, nil, err
-	}
-	scheme, err := lookupScheme(u.Scheme)
-	if err != nil {
-		return nil, driver.Scheme{}, nil, err
-	}
-	if pairs, err = parseQuery(u.RawQuery, scheme); err != nil {
-		return nil, driver.Scheme{}, nil, err
-	}
-	return u, scheme, pairs, nil
-}
-
-// parseRawURL is parseURL before the scheme is looked up: the URL's pairs
-// are split with only the cache's own secrets known (a Config's url is
-// parsed again, with the scheme, when the Config opens).
-func parseRawURL(rawURL string) (*url.URL, []param, error) {
+	fail := func(err error) (*url.URL, driver.Scheme, []param, error) { return nil, driver.Scheme{}, nil, err }
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err))
+		return fail(fmt.Errorf("%w: cache URL: %v", ErrInvalidOption, redactURLError(err)))
 	}
 	switch {
 	case u.Scheme == "":
-		return nil, nil, fmt.Errorf("%w: cache URL %q has no scheme (want mem://, file:///dir, s3://bucket, ...)", ErrInvalidOption, redact(u))
+		return fail(fmt.Errorf("%w: cache URL %q has no scheme (want mem://, file:///dir, s3://bucket, ...)", ErrInvalidOption, redact(u)))
 	case u.Opaque != "":
-		return nil, nil, fmt.Errorf("%w: cache URL %s:... is not of the form %s://...", ErrInvalidOption, u.Scheme, u.Scheme)
+		return fail(fmt.Errorf("%w: cache URL %s:... is not of the form %s://...", ErrInvalidOption, u.Scheme, u.Scheme))
 	case strings.Contains(rawURL, "#"):
-		return nil, nil, fmt.Errorf("%w: cache URL has a fragment: '#' ends the query (write '#' in a value as %%23)", ErrInvalidOption)
+		return fail(fmt.Errorf("%w: cache URL has a fragment: '#' ends the query (write '#' in a value as %%23)", ErrInvalidOption))
 	case u.User != nil:
-		return nil, nil, fmt.Errorf("%w: cache URL has user information, which no driver takes (pass credentials as parameters)", ErrInvalidOption)
+		return fail(fmt.Errorf("%w: cache URL has user information, which no driver takes (pass credentials as parameters)", ErrInvalidOption))
 	}
-	var secrets []string
-	if s, ok := driver.Lookup(u.Scheme); ok {
-		secrets = s.Secrets
-	}
-	pairs, err := parseQuery(u.RawQuery, driver.Scheme{Secrets: secrets})
+	// The scheme before the query: its Secrets decide which values the
+	// query's errors may never show.
+	scheme, err := lookupScheme(u.Scheme)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
-	return u, pairs, nil
+	pairs, err := parseQuery(u.RawQuery, scheme)
+	if err != nil {
+		return fail(err)
+	}
+	return u, scheme, pairs, nil
 }
 
 // param is one name=value pair of a URL query, decoded, in the order given.
