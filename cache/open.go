@@ -125,8 +125,8 @@ func lookupScheme(name string) (driver.Scheme, error) {
 	if !ok {
 		pkg = "the package of the driver that registers it"
 	}
-	return driver.Scheme{}, fmt.Errorf("%w: cache URL scheme %q has no driver in this program: import _ %q, or all built-in drivers with import _ \"github.com/blobcache/blobcache/drivers/all\" (registered: %s)",
-		ErrInvalidOption, strings.ToLower(name), pkg, registered)
+	return driver.Scheme{}, fmt.Errorf("%w: cache URL scheme %s has no driver in this program: import _ %q, or all built-in drivers with import _ \"github.com/blobcache/blobcache/drivers/all\" (registered: %s)",
+		ErrInvalidOption, quoteValue(strings.ToLower(name)), pkg, registered)
 }
 
 // parseURL parses a cache URL strictly: the URL itself, its scheme (which

@@ -58,6 +58,16 @@ func TestOpenUnregisteredSchemeNamesTheImport(t *testing.T) {
 	}
 }
 
+// TestOpenHugeSchemeErrorIsBounded: url.Parse limits a scheme's
+// characters, not its length; the error quotes at most 64 bytes of it.
+func TestOpenHugeSchemeErrorIsBounded(t *testing.T) {
+	scheme := strings.Repeat("x", 1<<20)
+	_, err := cache.Open(context.Background(), scheme+"://h")
+	if !errors.Is(err, cache.ErrInvalidOption) || len(err.Error()) > 1000 {
+		t.Fatalf("Open with a 1 MiB scheme: %d-byte error %.200q, want ErrInvalidOption of under 1000 bytes", len(err.Error()), err)
+	}
+}
+
 func TestOpenRegisteredScheme(t *testing.T) {
 	ctx := context.Background()
 	before := opened.Load()
