@@ -679,39 +679,6 @@ func testBatchDelete(e *env) {
 	}
 }
 
-// crossProcessChildren is how many child processes race.
-const crossProcessChildren = 8
-
-func testCrossProcessIfAbsent(e *env) {
-	e.needAtomicIfAbsent()
-	name := e.name("xproc/ifabsent")
-	results := e.runChildren(childOpIfAbsent, crossProcessChildren, map[string]string{"name": name})
-	e.checkChildRace(fmt.Sprintf("%d processes racing Write(%q, IfAbsent)", crossProcessChildren, name), name, results)
-}
-
-func testCrossProcessReplace(e *env) {
-	d := e.driver()
-	e.replacer(d)
-	name := e.name("xproc/replace")
-	e.write(d, name, []byte("original"))
-	tag := e.etag(d, name)
-	results := e.runChildren(childOpReplace, crossProcessChildren, map[string]string{"name": name, "etag": tag})
-	e.checkChildRace(fmt.Sprintf("%d processes racing Replace(%q) with one ETag", crossProcessChildren, name), name, results)
-}
-
-// checkChildRace checks the results of child processes racing conditional
-// writes of raceContent(id) to name.
-func (e *env) checkChildRace(what, name string, results []childResult) {
-	e.t.Helper()
-	errs := make([]error, len(results))
-	for i, r := range results {
-		errs[i] = r.error()
-	}
-	if w := e.raceOutcome(what, errs); w >= 0 {
-		e.wantContent(e.driver(), name, raceContent(w))
-	}
-}
-
 // wantCanceled checks that err satisfies errors.Is(err, context.Canceled).
 func (e *env) wantCanceled(op string, err error) {
 	e.t.Helper()
