@@ -297,8 +297,9 @@ var (
 	ErrInvalidTTL = errors.New("invalid ttl")
 	// ErrConflict means a conditional update lost too many races in a row.
 	ErrConflict = errors.New("too many concurrent updates")
-	// ErrClosed means the cache was closed.
-	ErrClosed = errors.New("cache closed")
+	// ErrClosed means the cache was closed, or the driver under it. It is
+	// driver.ErrClosed, so one test covers both.
+	ErrClosed = driver.ErrClosed
 	// ErrHiddenEntries means a listing of the location found no entry
 	// although an entry this cache wrote exists: the store hides them
 	// (MinIO does when an object is named exactly like the location). Clear,

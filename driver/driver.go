@@ -1,9 +1,11 @@
 // Package driver defines the interface a blobcache storage driver implements.
 //
-// The cache core (package cache) talks to storage only through [Driver]. A
-// driver is told exactly what it may assume and what it must guarantee; the
-// portable layer validates arguments, so a driver never sees an invalid name,
-// a nil context or a nil options pointer.
+// The cache (package github.com/blobcache/blobcache/cache) talks to storage
+// only through [Driver]. A driver is told exactly what it may assume and what
+// it must guarantee. The cache validates arguments before it calls a driver,
+// so a driver never sees an invalid name, a nil context or a nil options
+// pointer; every other caller (the conformance suite, a program using a driver
+// directly) must keep the same rules.
 //
 // What only some stores can do is expressed as optional capability interfaces,
 // found by type assertion in the manner of database/sql/driver:
@@ -19,11 +21,12 @@
 //     store's own error wrapped beside it, so errors.Is finds the kind and
 //     errors.As the store's type: fmt.Errorf("s3: read %q: %w: %w", name,
 //     ErrNotFound, err). The kinds are [ErrNotFound], [ErrPreconditionFailed],
-//     [ErrInvalidName] (from the driver's methods) and [ErrInvalidOption]
+//     [ErrClosed], [ErrInvalidName] (from the driver's methods) and [ErrInvalidOption]
 //     (from its opener; an unknown option is an [*UnknownOptionError], which
 //     is one).
 //   - The message starts with the driver's package name, then the
-//     operation and the name: "file: write \"a/b\": ...". It never shows a
+//     operation and the name, quoted as %q quotes it: "file: write \"a/b\":
+//     ...", so a log line says which object failed. It never shows a
 //     secret: a credential, or the value of a URL parameter the driver lists
 //     in [Scheme.Secrets].
 //   - A call whose context is done returns an error satisfying
@@ -66,6 +69,11 @@ var (
 	ErrPreconditionFailed = errors.New("precondition failed")
 	// ErrInvalidName means the name does not satisfy [ValidateName].
 	ErrInvalidName = errors.New("invalid object name")
+	// ErrClosed means the driver was closed: every call made after Close
+	// returns an error wrapping it (see Driver.Close). Package cache's
+	// ErrClosed is the same value, so a closed cache and a closed driver
+	// under a cache are tested alike.
+	ErrClosed = errors.New("closed")
 )
 
 // MaxListPageSize is the largest page a driver must support and the page size
@@ -94,8 +102,8 @@ type Attributes struct {
 	ETag string
 }
 
-// WriteOptions control a Write. The portable layer always passes a non-nil
-// pointer.
+// WriteOptions control a Write, or a Replace (see Replacer.Replace). Callers
+// always pass a non-nil pointer.
 type WriteOptions struct {
 	// IfAbsent makes the write conditional: it succeeds only if no object
 	// exists under the name, and otherwise fails with ErrPreconditionFailed
@@ -109,8 +117,8 @@ type WriteOptions struct {
 	ContentEncoding string
 }
 
-// ListOptions select a page of a listing. The portable layer always passes a
-// non-nil pointer.
+// ListOptions select a page of a listing. Callers always pass a non-nil
+// pointer.
 type ListOptions struct {
 	// Prefix restricts the listing to names that start with Prefix, compared
 	// byte for byte: "cache/" matches "cache/x" but never "cache2/x" or
@@ -177,11 +185,19 @@ type Driver interface {
 	// attributes are those of the object whose bytes are returned: Name is
 	// the name read, Size the object's whole size (not the range's), ModTime
 	// set as Attributes describes.
+	//
+	// The returned bytes belong to the caller: the driver neither keeps nor
+	// changes them once Read returns, whatever is written, deleted or read
+	// later. A store that hands out memory valid only inside a transaction
+	// or a mapping (an embedded key-value store such as bbolt, an mmap'd
+	// file) copies it before returning; returning such memory makes the
+	// cache crash later, with a SIGSEGV far from the cause.
 	Read(ctx context.Context, name string, offset, length int64) ([]byte, Attributes, error)
 	// Write stores the bytes read from body under name, replacing any object
 	// that exists unless opts.IfAbsent is set. The write is atomic: readers
 	// see either the old object or the whole new one, never a part. If body
-	// returns an error, nothing is stored and that error is returned.
+	// returns an error, nothing is stored and that error is returned. The
+	// driver does not use body after Write returns.
 	Write(ctx context.Context, name string, body io.Reader, opts *WriteOptions) error
 	// Delete removes the object. Deleting an absent object is not an error
 	// and returns nil: as with S3's DeleteObject, one request, no existence
@@ -190,7 +206,10 @@ type Driver interface {
 	// List returns one page of the objects whose names start with
 	// opts.Prefix, in byte-wise order.
 	List(ctx context.Context, opts *ListOptions) (*ListPage, error)
-	// Close releases the driver's resources. Calls after Close may fail.
+	// Close releases the driver's resources; the stored objects stay. After
+	// Close, every other method (those of the optional interfaces too)
+	// returns an error wrapping ErrClosed and touches nothing; a second
+	// Close returns nil or such an error.
 	Close() error
 }
 
@@ -220,7 +239,14 @@ type Replacer interface {
 	// Replace stores body under name only if the object's current ETag equals
 	// etag (as returned by Read), atomically, also across processes. It
 	// returns ErrPreconditionFailed when the object changed and ErrNotFound
-	// when it no longer exists; in both cases nothing is written.
+	// when it no longer exists; in both cases nothing is written. As with
+	// Write, a body that returns an error stores nothing and that error is
+	// returned, and the replacement gets a new ETag and ModTime.
+	//
+	// Of opts, ContentEncoding means what it means for Write. IfAbsent has
+	// no meaning here, since the etag is Replace's condition: the cache
+	// never sets it, and a driver ignores it (it neither refuses the call
+	// nor sends the store a create-only condition that would always fail).
 	Replace(ctx context.Context, name string, body io.Reader, etag string, opts *WriteOptions) error
 }
 

@@ -103,7 +103,7 @@ import (
 const ContentType = "application/octet-stream"
 
 // errClosed is the cause of every error of a call made after Close.
-var errClosed = errors.New("driver is closed")
+var errClosed = driver.ErrClosed
 
 // Option configures a driver made by [New], [NewProvided] or [OpenURL].
 type Option func(*config)

@@ -160,7 +160,6 @@ package file
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -176,7 +175,7 @@ import (
 const numStripes = 256
 
 // errClosed is returned by calls made after Close.
-var errClosed = errors.New("file: driver is closed")
+var errClosed = fmt.Errorf("file: %w", driver.ErrClosed)
 
 // Driver stores objects in a directory. It implements [driver.Driver],
 // [driver.BatchDeleter] and [driver.Replacer], and is safe for concurrent use

@@ -79,7 +79,7 @@ import (
 )
 
 // errClosed is returned by calls made after Close.
-var errClosed = errors.New("mem: driver is closed")
+var errClosed = fmt.Errorf("mem: %w", driver.ErrClosed)
 
 // shardCount is the number of shards (and name locks) of a store.
 const shardCount = 64

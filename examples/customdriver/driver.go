@@ -47,7 +47,6 @@ package customdriver
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -69,7 +68,8 @@ var (
 )
 
 // ErrClosed is returned by calls on a Driver after its Close.
-var ErrClosed = errors.New("customdriver: driver is closed")
+// It wraps [driver.ErrClosed], as the contract asks.
+var ErrClosed = fmt.Errorf("customdriver: %w", driver.ErrClosed)
 
 // object is one stored object. Its fields never change after it is stored:
 // a write replaces the whole *object, so a reader holding one sees a
