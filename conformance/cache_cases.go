@@ -31,25 +31,25 @@ func RunCache(t *testing.T, maker HarnessMaker) {
 }
 
 var cacheCases = []driverCase{
-	{"Basics", caseCacheBasics},
-	{"Expiry", caseCacheExpiry},
-	{"DjangoCulling", caseCacheDjangoCulling},
-	{"ClearIsPrefixSafe", caseCacheClearIsPrefixSafe},
-	{"ClearManyPages", caseCacheClearManyPages},
-	{"CullOldest", caseCacheCullOldest},
-	{"CullSparesForeignObjects", caseCacheCullSparesForeign},
-	{"OnlyEntries", caseCacheOnlyEntries},
-	{"HiddenLocation", caseCacheHiddenLocation},
-	{"CorruptEntries", caseCacheCorruptEntries},
-	{"Incr", caseCacheIncr},
-	{"ManyOps", caseCacheMany},
-	{"GetOrSet", caseCacheGetOrSet},
-	{"Gzip", caseCacheGzip},
-	{"AddRace", caseCacheAddRace},
-	{"AddRaceOverExpired", caseCacheAddRaceOverExpired},
-	{"IncrRace", caseCacheIncrRace},
-	{"CrossProcessAdd", caseCacheCrossProcessAdd},
-	{"CrossProcessIncr", caseCacheCrossProcessIncr},
+	{"Basics", `cache: Get "returns key's value"; Set "stores value under key ... replacing any entry"; Add "stores value under key only if the key has no live entry"`, caseCacheBasics},
+	{"Expiry", `cache: Get "returns an error satisfying errors.Is(err, ErrMiss) when the key has no live entry" once its TTL has passed`, caseCacheExpiry},
+	{"DjangoCulling", `cache: WithMaxEntries "the number of entries at which a write first culls the cache (Django's MAX_ENTRIES)", with Django's own culling test`, caseCacheDjangoCulling},
+	{"ClearIsPrefixSafe", `cache: Clear "deletes every entry under the cache's location and nothing outside it"`, caseCacheClearIsPrefixSafe},
+	{"ClearManyPages", clauseClear, caseCacheClearManyPages},
+	{"CullOldest", clauseOldest, caseCacheCullOldest},
+	{"CullSparesForeignObjects", `cache: culling removes only the cache's own entries, never another object under its location`, caseCacheCullSparesForeign},
+	{"OnlyEntries", `cache: only entries are the cache's (Clear, Len, Cull, culling)`, caseCacheOnlyEntries},
+	{"HiddenLocation", `cache: an object named like the location never makes Clear a silent no-op`, caseCacheHiddenLocation},
+	{"CorruptEntries", `cache: ErrMiss "means the key has no live entry: it is absent, expired, or its entry could not be decoded"`, caseCacheCorruptEntries},
+	{"Incr", `cache: Incr "adds delta to key's integer value and returns the result ... keeps its expiry. It returns ErrMiss when" the key has no live entry`, caseCacheIncr},
+	{"ManyOps", `cache: GetMany, SetMany and DeleteMany behave as Get, Set and Delete of each key`, caseCacheMany},
+	{"GetOrSet", `cache: GetOrSet "returns key's value; on a miss it calls fill, stores the result with Add semantics"`, caseCacheGetOrSet},
+	{"Gzip", `cache: values compressed with gzip are stored and returned unchanged`, caseCacheGzip},
+	{"AddRace", `cache: Add: "The check and the write are one atomic step": of racing Adds of one key, exactly one reports true`, caseCacheAddRace},
+	{"AddRaceOverExpired", `cache: Add over an expired entry is atomic where the driver is a Replacer`, caseCacheAddRaceOverExpired},
+	{"IncrRace", `cache: Incr is atomic where the driver is a Replacer: no increment of racing callers is lost`, caseCacheIncrRace},
+	{"CrossProcessAdd", `cache: Add is atomic across processes: of racing processes, exactly one adds`, caseCacheCrossProcessAdd},
+	{"CrossProcessIncr", `cache: Incr is atomic across processes where the driver is a Replacer: no increment is lost`, caseCacheCrossProcessIncr},
 }
 
 // manualClock is a manual clock for cache expiry tests, safe for concurrent use.
@@ -123,8 +123,38 @@ func (e *env) wantLen(c *cache.Cache, want int) {
 		e.t.Fatalf("Len: %v", err)
 	}
 	if n != want {
-		e.t.Fatalf("Len = %d, want %d", n, want)
+		e.t.Fatalf("Len = %d, want %d; %s", n, want, e.describeLocation(c))
 	}
+}
+
+// describeLocation says what the cache's location holds, for a failure
+// message: how many objects, how many of them entries, and the first names.
+func (e *env) describeLocation(c *cache.Cache) string {
+	var names []string
+	entries := 0
+	token := ""
+	for range maxListPages {
+		page, err := c.Driver().List(e.ctx, &driver.ListOptions{Prefix: c.Location(), PageToken: token})
+		if err != nil {
+			return fmt.Sprintf("listing the location: %v", err)
+		}
+		for _, o := range page.Objects {
+			names = append(names, o.Name)
+			if c.IsEntryName(o.Name) {
+				entries++
+			}
+		}
+		if token = page.NextPageToken; token == "" {
+			break
+		}
+	}
+	const show = 12
+	total, more := len(names), ""
+	if len(names) > show {
+		more = fmt.Sprintf(" and %d more", len(names)-show)
+		names = names[:show]
+	}
+	return fmt.Sprintf("the location %q holds %d objects listed, %d of them entries: %q%s", c.Location(), total, entries, names, more)
 }
 
 func (e *env) wantBool(what string, got bool, err error, want bool) {

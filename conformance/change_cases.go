@@ -18,15 +18,6 @@ import (
 // between pages, modification times across overwrites, and the cache
 // behaviour that rests on them (Clear, the oldest cull policy).
 
-// The clauses these cases check, cited in their failure messages.
-const (
-	clausePageToken = `contract (ListOptions.PageToken): "the page starts strictly after the last name the previous page returned, whatever was written or deleted since ... an object present from the first page until a page returns it is listed exactly once"`
-	clauseModTime   = `contract (Attributes.ModTime): "Read and List always set it; it is never the zero time. An overwrite never makes it earlier, and an overwrite made once the store's granularity has passed since the previous write makes it later"`
-	clauseReadAttrs = `contract (Driver.Read): "the attributes are those of the object whose bytes are returned: Name is the name read, Size the object's whole size (not the range's), ModTime set as Attributes describes"`
-	clauseClear     = `cache: "Clear deletes every entry under the cache's location", over a driver whose page tokens keep ListOptions.PageToken`
-	clauseOldest    = `cull.Oldest: "choosing those with the oldest modification time first", over a driver whose ModTime keeps Attributes.ModTime`
-)
-
 // storeGranularity is how long the suite waits for a store's ModTime to
 // move: longer than the coarsest granularity the contract allows (S3's one
 // second). It is a wait, once per case, not a timing assertion.
@@ -335,7 +326,7 @@ func caseCacheClearManyPages(e *env) {
 		e.t.Fatalf("Clear of %d entries: %v (%s)", clearEntries, err, clauseClear)
 	}
 	if n, err := c.Len(e.ctx); err != nil || n != 0 {
-		e.t.Fatalf("after Clear of %d entries (%d pages), Len = %d, %v; want 0 (%s)", clearEntries, clearEntries/driver.MaxListPageSize+1, n, err, clauseClear)
+		e.t.Fatalf("after Clear of %d entries (%d pages), Len = %d, %v; want 0: %s (%s)", clearEntries, clearEntries/driver.MaxListPageSize+1, n, err, e.describeLocation(c), clauseClear)
 	}
 	e.wantMiss(c, "key0")
 	e.wantMiss(c, fmt.Sprint("key", clearEntries-1))

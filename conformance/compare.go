@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/cull"
 	"github.com/blobcache/blobcache/driver"
 )
 
@@ -33,7 +34,8 @@ type Outcome struct {
 }
 
 // Compare runs one scripted sequence of cache operations (sets, adds, expiry,
-// culling, increments, touches, deletes, bulk calls, clear) on a fresh store
+// culling by count and, with cull.Oldest, by the store's modification times,
+// increments, touches, deletes, bulk calls, clear) on a fresh store
 // from each maker, and fails with a go-cmp diff when any two outcomes differ.
 // Every maker's store must behave the same: same culling, same surviving keys
 // and values, same counts, same prefix-safe clearing.
@@ -194,6 +196,9 @@ func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
 		return nil, fmt.Errorf("len: %w", err)
 	}
 	step("len after clear = %d", after)
+	if err := oldestPhase(ctx, d, step); err != nil {
+		return nil, err
+	}
 	for name := range foreign {
 		data, _, err := d.Read(ctx, name, 0, -1)
 		if err != nil {
@@ -203,4 +208,55 @@ func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
 		}
 	}
 	return o, storageErr
+}
+
+// oldestPhase culls with cull.Oldest, by the store's modification times:
+// five entries, five more written a store granularity later, then the first
+// one rewritten; a cull then removes the four early entries not rewritten
+// and nothing else, on every store whose ModTime keeps the contract. The
+// cache it makes is not closed: that would close d, which RunScript's own
+// cache closes.
+func oldestPhase(ctx context.Context, d driver.Driver, step func(string, ...any)) error {
+	c, err := cache.New(d, cache.WithLocation("cmp-oldest"), cache.WithMaxEntries(0), cache.WithCullPolicy(cull.Oldest(3)))
+	if err != nil {
+		return err
+	}
+	wait := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(storeGranularity):
+			return nil
+		}
+	}
+	set := func(k string) error { return c.Set(ctx, k, []byte(k), cache.NoExpiry) }
+	var keys []string
+	for _, group := range []string{"early", "late"} {
+		for i := range 5 {
+			k := fmt.Sprintf("%s-%d", group, i)
+			keys = append(keys, k)
+			if err := set(k); err != nil {
+				return fmt.Errorf("oldest: set %s: %w", k, err)
+			}
+		}
+		if err := wait(); err != nil {
+			return err
+		}
+	}
+	if err := set("early-0"); err != nil {
+		return fmt.Errorf("oldest: rewrite early-0: %w", err)
+	}
+	n, err := c.Cull(ctx)
+	if err != nil {
+		return fmt.Errorf("oldest: cull: %w", err)
+	}
+	step("cull oldest(3) of 10 = %d", n)
+	for _, k := range keys {
+		has, err := c.Has(ctx, k)
+		if err != nil {
+			return fmt.Errorf("oldest: has %s: %w", k, err)
+		}
+		step("after cull oldest: has %s = %v", k, has)
+	}
+	return c.Clear(ctx)
 }

@@ -48,6 +48,8 @@ package conformance
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/blobcache/blobcache/driver"
@@ -162,6 +164,10 @@ func RunDriver(t *testing.T, maker HarnessMaker) {
 // driverCase is one entry of a section's table of cases.
 type driverCase struct {
 	name string
+	// clause quotes the contract the case checks, naming where it is
+	// written ("Driver.Read: ..."). Every failure message of the case ends
+	// with it, as testing/slogtest's do.
+	clause string
 	// run performs the case on e. It may call e.t.Fatalf and e.t.Skipf
 	// from its own goroutine only.
 	run func(e *env)
@@ -204,7 +210,7 @@ func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c 
 	}
 	// Registered before any driver's Close, so it runs after them.
 	t.Cleanup(h.Close)
-	e := newEnv(ctx, tb, h, prefix, runName)
+	e := newEnv(ctx, citing{tb, c.clause}, h, prefix, runName)
 	if prefix != "" {
 		e.writeDecoys()
 	}
@@ -212,4 +218,37 @@ func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c 
 	if prefix != "" {
 		e.checkDecoys()
 	}
+}
+
+// citing is a testing.TB whose failure messages end with the clause of the
+// contract their case checks, unless the message already quotes it.
+type citing struct {
+	testing.TB
+	clause string
+}
+
+// cite appends the clause to msg.
+func (c citing) cite(msg string) string {
+	if c.clause == "" || strings.Contains(msg, c.clause) {
+		return msg
+	}
+	return msg + "\n\t" + c.clause
+}
+
+// Error implements testing.TB.
+func (c citing) Error(args ...any) { c.TB.Helper(); c.TB.Error(c.cite(fmt.Sprint(args...))) }
+
+// Errorf implements testing.TB.
+func (c citing) Errorf(format string, args ...any) {
+	c.TB.Helper()
+	c.TB.Error(c.cite(fmt.Sprintf(format, args...)))
+}
+
+// Fatal implements testing.TB.
+func (c citing) Fatal(args ...any) { c.TB.Helper(); c.TB.Fatal(c.cite(fmt.Sprint(args...))) }
+
+// Fatalf implements testing.TB.
+func (c citing) Fatalf(format string, args ...any) {
+	c.TB.Helper()
+	c.TB.Fatal(c.cite(fmt.Sprintf(format, args...)))
 }

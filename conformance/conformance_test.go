@@ -1,10 +1,13 @@
 package conformance
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -40,6 +43,32 @@ type memFaults struct {
 	modTimeFrozenOnOverwrite bool // an overwrite keeps the first write's ModTime
 	readNoName               bool // Read leaves Attributes.Name empty
 	readNoModTime            bool // Read leaves Attributes.ModTime zero
+
+	truncateLarge             bool // Write keeps at most 1 MiB of a body
+	rangeSizeIsLength         bool // Read's Size is the range's, not the object's
+	pastEndError              bool // Read at an offset past the end fails (as S3's 416 would)
+	emptyIsAbsent             bool // a Write of no bytes stores nothing
+	overwriteKeepsFirst       bool // a plain Write over an object keeps the old one
+	decodesGzip               bool // ContentEncoding gzip stores the decoded bytes
+	bareErrors                bool // errors are the bare kinds, naming no object
+	ifAbsentIgnored           bool // IfAbsent overwrites
+	ifAbsentWrongKind         bool // a refused IfAbsent is a plain error, not ErrPreconditionFailed
+	replaceAbsentPrecondition bool // Replace of an absent object is ErrPreconditionFailed
+	replaceHonoursIfAbsent    bool // Replace with IfAbsent set always fails
+	replacePartialOnError     bool // Replace with a failing body stores what was read
+	racyReplace               bool // Replace is compare, yield, write
+	readAliases               bool // Read returns the store's own slice
+	writeAliasesBody          bool // Write keeps the slice a body's WriteTo hands it
+	callsAfterClose           bool // calls after Close work as before
+	closedWrongKind           bool // calls after Close fail, not with ErrClosed
+	batchDeletesFirstOnly     bool // DeleteBatch deletes only the first name
+	listWrongSize             bool // List reports Size 0
+	deleteNoop                bool // Delete does nothing
+	partialOnCancel           bool // a Write cancelled midway stores what was read
+	tokenNeverEnds            bool // the last page has a token, and so on for ever
+	foldCase                  bool // names are stored lower-cased
+	trimSpace                 bool // names are stored without surrounding spaces
+	absentIsEmpty             bool // Read of an absent object returns no bytes and no error
 }
 
 type memObject struct {
@@ -83,11 +112,90 @@ var (
 	_ driver.BatchDeleter = (*memDriver)(nil)
 )
 
+// ctxErr is the error of a call made after Close or with a done context.
 func (d *memDriver) ctxErr(ctx context.Context) error {
+	if d.closed.Load() && !d.f.callsAfterClose {
+		if d.f.closedWrongKind {
+			return errors.New("memDriver: closed")
+		}
+		return fmt.Errorf("memDriver: %w", driver.ErrClosed)
+	}
 	if d.f.ignoreCanceled {
 		return nil
 	}
 	return ctx.Err()
+}
+
+// key is the name the store keeps for name.
+func (d *memDriver) key(name string) string {
+	if d.f.foldCase {
+		name = strings.ToLower(name)
+	}
+	if d.f.trimSpace {
+		name = strings.TrimSpace(name)
+	}
+	return name
+}
+
+// kindErr is an error of kind about op on name.
+func (d *memDriver) kindErr(op, name string, kind error) error {
+	if d.f.bareErrors {
+		return kind
+	}
+	return fmt.Errorf("memDriver: %s %q: %w", op, name, kind)
+}
+
+// aliasWriter keeps the first slice written to it, not a copy.
+type aliasWriter struct{ b []byte }
+
+func (w *aliasWriter) Write(p []byte) (int, error) {
+	if w.b == nil {
+		w.b = p
+	} else {
+		w.b = append(w.b, p...)
+	}
+	return len(p), nil
+}
+
+// readBody reads a Write or Replace body as the faults say.
+func (d *memDriver) readBody(ctx context.Context, body io.Reader, opts *driver.WriteOptions) ([]byte, error) {
+	var data []byte
+	var err error
+	if wt, ok := body.(io.WriterTo); ok && d.f.writeAliasesBody {
+		var w aliasWriter
+		_, err = wt.WriteTo(&w)
+		data = w.b
+	} else if d.f.partialOnCancel {
+		buf := make([]byte, 16<<10)
+		for {
+			n, rerr := body.Read(buf)
+			data = append(data, buf[:n]...)
+			if cerr := ctx.Err(); cerr != nil {
+				return data, cerr
+			}
+			if rerr == io.EOF {
+				break
+			} else if rerr != nil {
+				return data, rerr
+			}
+		}
+	} else {
+		data, err = io.ReadAll(body)
+	}
+	if err != nil {
+		return data, err
+	}
+	if d.f.decodesGzip && opts.ContentEncoding == "gzip" {
+		if zr, zerr := gzip.NewReader(bytes.NewReader(data)); zerr == nil {
+			if plain, zerr := io.ReadAll(zr); zerr == nil {
+				data = plain
+			}
+		}
+	}
+	if d.f.truncateLarge && len(data) > 1<<20 {
+		data = data[:1<<20]
+	}
+	return data, nil
 }
 
 // store puts data under name; the caller holds the lock.
@@ -98,8 +206,12 @@ func (d *memDriver) store(name string, data []byte) {
 		etag = "constant"
 	}
 	mod := time.Now()
+	name = d.key(name)
 	if old, ok := d.s.objs[name]; ok && d.f.modTimeFrozenOnOverwrite {
 		mod = old.mod
+	}
+	if len(data) == 0 && d.f.emptyIsAbsent {
+		return
 	}
 	d.s.objs[name] = memObject{data: data, mod: mod, etag: etag}
 }
@@ -109,12 +221,18 @@ func (d *memDriver) Read(ctx context.Context, name string, offset, length int64)
 		return nil, driver.Attributes{}, err
 	}
 	d.s.mu.Lock()
-	o, ok := d.s.objs[name]
+	o, ok := d.s.objs[d.key(name)]
 	d.s.mu.Unlock()
+	if !ok && d.f.absentIsEmpty {
+		return nil, driver.Attributes{Name: name, ModTime: time.Now()}, nil
+	}
 	if !ok {
-		return nil, driver.Attributes{}, fmt.Errorf("read %q: %w", name, driver.ErrNotFound)
+		return nil, driver.Attributes{}, d.kindErr("read", name, driver.ErrNotFound)
 	}
 	size := int64(len(o.data))
+	if offset > size && d.f.pastEndError {
+		return nil, driver.Attributes{}, fmt.Errorf("memDriver: read %q: offset %d past the end", name, offset)
+	}
 	start, end := min(offset, size), size
 	if length >= 0 && start+length < end {
 		end = start + length
@@ -126,6 +244,12 @@ func (d *memDriver) Read(ctx context.Context, name string, offset, length int64)
 	if d.f.readNoModTime {
 		attrs.ModTime = time.Time{}
 	}
+	if d.f.rangeSizeIsLength {
+		attrs.Size = end - start
+	}
+	if d.f.readAliases {
+		return o.data[start:end], attrs, nil
+	}
 	return slices.Clone(o.data[start:end]), attrs, nil
 }
 
@@ -133,9 +257,9 @@ func (d *memDriver) Write(ctx context.Context, name string, body io.Reader, opts
 	if err := d.ctxErr(ctx); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(body)
+	data, err := d.readBody(ctx, body, opts)
 	if err != nil {
-		if d.f.partialWriteOnError {
+		if d.f.partialWriteOnError || (d.f.partialOnCancel && ctx.Err() != nil) {
 			d.s.mu.Lock()
 			d.store(name, data)
 			d.s.mu.Unlock()
@@ -147,16 +271,21 @@ func (d *memDriver) Write(ctx context.Context, name string, body io.Reader, opts
 	}
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
-	if opts.IfAbsent {
-		_, exists := d.s.objs[name]
+	_, exists := d.s.objs[d.key(name)]
+	if opts.IfAbsent && !d.f.ifAbsentIgnored {
+		if exists && d.f.ifAbsentWrongKind {
+			return fmt.Errorf("memDriver: write %q: object exists", name)
+		}
 		if exists {
-			return fmt.Errorf("write %q: %w", name, driver.ErrPreconditionFailed)
+			return d.kindErr("write", name, driver.ErrPreconditionFailed)
 		}
 		if d.f.racyIfAbsent {
 			d.s.mu.Unlock()
 			time.Sleep(5 * time.Millisecond)
 			d.s.mu.Lock()
 		}
+	} else if exists && d.f.overwriteKeepsFirst {
+		return nil
 	} else if d.f.tornWrite {
 		d.store(name, data[:len(data)/2])
 		d.s.mu.Unlock()
@@ -173,10 +302,12 @@ func (d *memDriver) Delete(ctx context.Context, name string) error {
 	}
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
-	if _, ok := d.s.objs[name]; !ok && d.f.deleteAbsentNotFound {
-		return fmt.Errorf("delete %q: %w", name, driver.ErrNotFound)
+	if _, ok := d.s.objs[d.key(name)]; !ok && d.f.deleteAbsentNotFound {
+		return d.kindErr("delete", name, driver.ErrNotFound)
 	}
-	delete(d.s.objs, name)
+	if !d.f.deleteNoop {
+		delete(d.s.objs, d.key(name))
+	}
 	return nil
 }
 
@@ -215,12 +346,20 @@ func (d *memDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver
 		if d.f.offsetPageToken {
 			page.NextPageToken = strconv.Itoa(offset + size)
 		}
+	} else if d.f.tokenNeverEnds {
+		page.NextPageToken = opts.PageToken
+		if len(names) > 0 {
+			page.NextPageToken = names[len(names)-1]
+		}
 	}
 	for _, name := range names {
 		o := d.s.objs[name]
 		a := driver.Attributes{Name: name, Size: int64(len(o.data)), ModTime: o.mod}
 		if d.f.listNoModTime {
 			a.ModTime = time.Time{}
+		}
+		if d.f.listWrongSize {
+			a.Size = 0
 		}
 		page.Objects = append(page.Objects, a)
 	}
@@ -235,8 +374,13 @@ func (d *memDriver) Replace(ctx context.Context, name string, body io.Reader, et
 	if err := d.ctxErr(ctx); err != nil {
 		return err
 	}
-	data, err := io.ReadAll(body)
+	data, err := d.readBody(ctx, body, opts)
 	if err != nil {
+		if d.f.replacePartialOnError {
+			d.s.mu.Lock()
+			d.store(name, data)
+			d.s.mu.Unlock()
+		}
 		return err
 	}
 	if err := d.ctxErr(ctx); err != nil {
@@ -244,12 +388,23 @@ func (d *memDriver) Replace(ctx context.Context, name string, body io.Reader, et
 	}
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
-	o, ok := d.s.objs[name]
+	o, ok := d.s.objs[d.key(name)]
+	if !ok && d.f.replaceAbsentPrecondition {
+		return d.kindErr("replace", name, driver.ErrPreconditionFailed)
+	}
 	if !ok {
-		return fmt.Errorf("replace %q: %w", name, driver.ErrNotFound)
+		return d.kindErr("replace", name, driver.ErrNotFound)
+	}
+	if opts.IfAbsent && d.f.replaceHonoursIfAbsent {
+		return d.kindErr("replace", name, driver.ErrPreconditionFailed)
 	}
 	if o.etag != etag && !d.f.replaceIgnoresETag {
-		return fmt.Errorf("replace %q: %w", name, driver.ErrPreconditionFailed)
+		return d.kindErr("replace", name, driver.ErrPreconditionFailed)
+	}
+	if d.f.racyReplace {
+		d.s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		d.s.mu.Lock()
 	}
 	d.store(name, data)
 	return nil
@@ -262,11 +417,13 @@ func (d *memDriver) DeleteBatch(ctx context.Context, names []string) error {
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
 	failed := map[string]error{}
-	for _, name := range names {
-		if _, ok := d.s.objs[name]; !ok && d.f.batchAbsentError {
+	for i, name := range names {
+		if _, ok := d.s.objs[d.key(name)]; !ok && d.f.batchAbsentError {
 			failed[name] = driver.ErrNotFound
 		}
-		delete(d.s.objs, name)
+		if i == 0 || !d.f.batchDeletesFirstOnly {
+			delete(d.s.objs, d.key(name))
+		}
 	}
 	if len(failed) > 0 {
 		return &driver.BatchDeleteError{Failed: failed}
@@ -276,7 +433,7 @@ func (d *memDriver) DeleteBatch(ctx context.Context, names []string) error {
 
 func (d *memDriver) Close() error {
 	if d.closed.Swap(true) {
-		return errors.New("memDriver: closed twice")
+		return fmt.Errorf("memDriver: closed twice: %w", driver.ErrClosed)
 	}
 	if d.f.closeError {
 		return errors.New("memDriver: close failed")
@@ -369,41 +526,125 @@ func TestDirDriver(t *testing.T) {
 	Run(t, dirMaker(false))
 }
 
+// brokenDrivers is the suite's own test: each row is a fault of the
+// reference driver (memFaults) and a case that must fail a driver with it.
+var brokenDrivers = []struct {
+	fault    string
+	faults   memFaults
+	caseName string
+}{
+	{"looseListPrefix", memFaults{looseListPrefix: true}, "ListPrefix"},
+	{"unsortedList", memFaults{unsortedList: true}, "ListPrefix"},
+	{"listNoModTime", memFaults{listNoModTime: true}, "ListPrefix"},
+	{"ignorePageToken", memFaults{ignorePageToken: true}, "Pagination"},
+	{"ignorePageSize", memFaults{ignorePageSize: true}, "Pagination"},
+	{"racyIfAbsent", memFaults{racyIfAbsent: true}, "IfAbsentRace"},
+	{"tornWrite", memFaults{tornWrite: true}, "AtomicOverwrite"},
+	{"partialWriteOnError", memFaults{partialWriteOnError: true}, "WriteBodyError"},
+	{"deleteAbsentNotFound", memFaults{deleteAbsentNotFound: true}, "Delete"},
+	{"ignoreCanceled", memFaults{ignoreCanceled: true}, "ContextCanceled"},
+	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "Replace"},
+	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "ReplaceRace"},
+	{"constantETag", memFaults{constantETag: true}, "Replace"},
+	{"batchAbsentError", memFaults{batchAbsentError: true}, "BatchDelete"},
+	{"closeError", memFaults{closeError: true}, "Close"},
+	{"offsetPageToken", memFaults{offsetPageToken: true}, "ListWhileChanging"},
+	{"offsetPageToken", memFaults{offsetPageToken: true}, "ClearManyPages"},
+	{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "ModTime"},
+	{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "CullOldest"},
+	{"readNoName", memFaults{readNoName: true}, "ModTime"},
+	{"readNoName", memFaults{readNoName: true}, "ReadYourWrite"},
+	{"readNoModTime", memFaults{readNoModTime: true}, "ModTime"},
+	{"readNoModTime", memFaults{readNoModTime: true}, "ReadYourWrite"},
+	{"truncateLarge", memFaults{truncateLarge: true}, "ReadYourWrite"},
+	{"emptyIsAbsent", memFaults{emptyIsAbsent: true}, "EmptyObject"},
+	{"overwriteKeepsFirst", memFaults{overwriteKeepsFirst: true}, "Overwrite"},
+	{"rangeSizeIsLength", memFaults{rangeSizeIsLength: true}, "ReadRange"},
+	{"pastEndError", memFaults{pastEndError: true}, "ReadRange"},
+	{"readAliases", memFaults{readAliases: true}, "ReadBytesOwned"},
+	{"writeAliasesBody", memFaults{writeAliasesBody: true}, "ReadBytesOwned"},
+	{"decodesGzip", memFaults{decodesGzip: true}, "ContentEncoding"},
+	{"decodesGzip", memFaults{decodesGzip: true}, "ReplaceOptions"},
+	{"bareErrors", memFaults{bareErrors: true}, "ErrorKindsAndMessages"},
+	{"deleteNoop", memFaults{deleteNoop: true}, "Delete"},
+	{"absentIsEmpty", memFaults{absentIsEmpty: true}, "NotFound"},
+	{"listWrongSize", memFaults{listWrongSize: true}, "ListPrefix"},
+	{"listWrongSize", memFaults{listWrongSize: true}, "Pagination"},
+	{"tokenNeverEnds", memFaults{tokenNeverEnds: true}, "Pagination"},
+	{"offsetPageToken", memFaults{offsetPageToken: true}, "ListDuringChurn"},
+	{"foldCase", memFaults{foldCase: true}, "NamesStoredAsGiven"},
+	{"foldCase", memFaults{foldCase: true}, "UnusualNames"},
+	{"trimSpace", memFaults{trimSpace: true}, "UnusualNames"},
+	{"ifAbsentIgnored", memFaults{ifAbsentIgnored: true}, "IfAbsent"},
+	{"ifAbsentWrongKind", memFaults{ifAbsentWrongKind: true}, "IfAbsent"},
+	{"replaceAbsentPrecondition", memFaults{replaceAbsentPrecondition: true}, "Replace"},
+	{"replaceHonoursIfAbsent", memFaults{replaceHonoursIfAbsent: true}, "ReplaceOptions"},
+	{"replacePartialOnError", memFaults{replacePartialOnError: true}, "ReplaceOptions"},
+	{"racyReplace", memFaults{racyReplace: true}, "ReplaceRace"},
+	{"batchDeletesFirstOnly", memFaults{batchDeletesFirstOnly: true}, "BatchDelete"},
+	{"partialOnCancel", memFaults{partialOnCancel: true}, "CancelDuringWrite"},
+	{"callsAfterClose", memFaults{callsAfterClose: true}, "Close"},
+	{"closedWrongKind", memFaults{closedWrongKind: true}, "Close"},
+}
+
+// caseNamed returns the driver or cache case called name.
+func caseNamed(name string) driverCase {
+	cases := slices.Concat(driverCases, cacheCases)
+	i := slices.IndexFunc(cases, func(c driverCase) bool { return c.name == name })
+	if i < 0 {
+		panic("no driver or cache case " + name)
+	}
+	return cases[i]
+}
+
+// crossProcessMutants names the cases whose broken drivers race across
+// processes, so they are tested with the directory-backed driver (see
+// xproc_test.go) rather than with a fault of the in-memory one.
+var crossProcessMutants = map[string]string{
+	"CrossProcessIfAbsent": "TestCrossProcessCatchesRacyIfAbsent",
+	"CrossProcessReplace":  "TestCrossProcessCatchesRacyReplace",
+}
+
+// TestEveryClauseHasAMutant checks that every case of the driver section
+// cites a clause and fails at least one broken driver, and that every
+// fault fails some case: a clause no broken driver fails is untested.
+func TestEveryClauseHasAMutant(t *testing.T) {
+	caught := map[string]bool{}
+	faults := map[string]bool{}
+	for _, tc := range brokenDrivers {
+		caught[tc.caseName] = true
+		faults[tc.fault] = true
+	}
+	for _, c := range slices.Concat(driverCases, cacheCases, hostileCases) {
+		if !strings.HasPrefix(c.clause, "contract (") && !strings.HasPrefix(c.clause, "cache: ") && !strings.HasPrefix(c.clause, "cull.") {
+			t.Errorf("case %s cites no clause of the contract: %q", c.name, c.clause)
+		}
+	}
+	for _, c := range driverCases {
+		if _, ok := crossProcessMutants[c.name]; !caught[c.name] && !ok {
+			t.Errorf("driver case %s has no broken driver in brokenDrivers that it must fail", c.name)
+		}
+	}
+	var f memFaults
+	v := reflect.ValueOf(f)
+	for i := range v.NumField() {
+		if name := v.Type().Field(i).Name; !faults[name] {
+			t.Errorf("fault %s of memFaults is in no row of brokenDrivers", name)
+		}
+	}
+	t.Logf("%d driver cases, %d cache cases, %d hostile cases; %d faults in %d rows, plus %d cross-process mutants",
+		len(driverCases), len(cacheCases), len(hostileCases), v.NumField(), len(brokenDrivers), len(crossProcessMutants))
+}
+
 // TestSuiteCatchesBrokenDrivers checks that each case fails on a driver with
 // the fault the case exists to catch, and passes without it.
 func TestSuiteCatchesBrokenDrivers(t *testing.T) {
-	for _, tc := range []struct {
-		fault    string
-		faults   memFaults
-		caseName string
-	}{
-		{"looseListPrefix", memFaults{looseListPrefix: true}, "ListPrefix"},
-		{"unsortedList", memFaults{unsortedList: true}, "ListPrefix"},
-		{"listNoModTime", memFaults{listNoModTime: true}, "ListPrefix"},
-		{"ignorePageToken", memFaults{ignorePageToken: true}, "Pagination"},
-		{"ignorePageSize", memFaults{ignorePageSize: true}, "Pagination"},
-		{"racyIfAbsent", memFaults{racyIfAbsent: true}, "IfAbsentRace"},
-		{"tornWrite", memFaults{tornWrite: true}, "AtomicOverwrite"},
-		{"partialWriteOnError", memFaults{partialWriteOnError: true}, "WriteBodyError"},
-		{"deleteAbsentNotFound", memFaults{deleteAbsentNotFound: true}, "Delete"},
-		{"ignoreCanceled", memFaults{ignoreCanceled: true}, "ContextCanceled"},
-		{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "Replace"},
-		{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "ReplaceRace"},
-		{"constantETag", memFaults{constantETag: true}, "Replace"},
-		{"batchAbsentError", memFaults{batchAbsentError: true}, "BatchDelete"},
-		{"closeError", memFaults{closeError: true}, "Close"},
-		{"offsetPageToken", memFaults{offsetPageToken: true}, "ListWhileChanging"},
-		{"offsetPageToken", memFaults{offsetPageToken: true}, "ClearManyPages"},
-		{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "ModTime"},
-		{"modTimeFrozenOnOverwrite", memFaults{modTimeFrozenOnOverwrite: true}, "CullOldest"},
-		{"readNoName", memFaults{readNoName: true}, "ModTime"},
-		{"readNoName", memFaults{readNoName: true}, "ReadYourWrite"},
-		{"readNoModTime", memFaults{readNoModTime: true}, "ModTime"},
-		{"readNoModTime", memFaults{readNoModTime: true}, "ReadYourWrite"},
-	} {
+	for _, tc := range brokenDrivers {
 		t.Run(tc.fault+"/"+tc.caseName, func(t *testing.T) {
 			if r := runRecorded(t, memMaker(tc.faults), tc.caseName); !r.Failed() {
 				t.Errorf("case %s passed a driver with fault %s", tc.caseName, tc.fault)
+			} else if c := caseNamed(tc.caseName); !strings.Contains(r.messages(), c.clause) {
+				t.Errorf("case %s rejected fault %s without citing its clause %s:\n%s", tc.caseName, tc.fault, c.clause, r.messages())
 			} else {
 				t.Logf("case %s rejected fault %s:\n%s", tc.caseName, tc.fault, r.messages())
 			}

@@ -2,7 +2,11 @@ package conformance_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/blobcache/blobcache/conformance"
 	"github.com/blobcache/blobcache/driver"
@@ -10,6 +14,7 @@ import (
 	"github.com/blobcache/blobcache/drivers/mem"
 	"github.com/blobcache/blobcache/drivers/s3"
 	"github.com/blobcache/blobcache/internal/s3test"
+	"github.com/google/go-cmp/cmp"
 )
 
 type driverFunc func(ctx context.Context) (driver.Driver, error)
@@ -67,4 +72,68 @@ func (d hidingDriver) List(ctx context.Context, o *driver.ListOptions) (*driver.
 		p.Objects = p.Objects[1:]
 	}
 	return p, err
+}
+
+// TestScriptCullsOldest checks the script's cull.Oldest phase on the mem
+// driver: the four early entries not rewritten are culled, nothing else;
+// and a driver whose ModTime does not move on overwrite culls the
+// rewritten entry instead, so Compare tells it from the others.
+func TestScriptCullsOldest(t *testing.T) {
+	has := func(o *conformance.Outcome) map[string]bool {
+		out := map[string]bool{}
+		for _, s := range o.Steps {
+			var k, v string
+			if n, _ := fmt.Sscanf(s, "after cull oldest: has %s = %s", &k, &v); n == 2 {
+				out[k] = v == "true"
+			}
+		}
+		return out
+	}
+	good, err := conformance.RunScript(t.Context(), mem.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"early-0": true, "early-1": false, "early-2": false, "early-3": false, "early-4": false,
+		"late-0": true, "late-1": true, "late-2": true, "late-3": true, "late-4": true}
+	if diff := cmp.Diff(want, has(good)); diff != "" {
+		t.Errorf("entries left by the cull.Oldest phase (-want +got):\n%s", diff)
+	}
+	bad, err := conformance.RunScript(t.Context(), &frozenModTime{Driver: mem.New(), first: map[string]time.Time{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Equal(has(good), has(bad)) {
+		t.Errorf("a driver whose ModTime does not move on overwrite culled like the mem driver: %v", has(bad))
+	}
+}
+
+// frozenModTime lists every object with the time of its first write.
+type frozenModTime struct {
+	*mem.Driver
+	mu    sync.Mutex
+	first map[string]time.Time
+}
+
+func (d *frozenModTime) Write(ctx context.Context, name string, body io.Reader, o *driver.WriteOptions) error {
+	d.mu.Lock()
+	if _, ok := d.first[name]; !ok {
+		d.first[name] = time.Now()
+	}
+	d.mu.Unlock()
+	return d.Driver.Write(ctx, name, body, o)
+}
+
+func (d *frozenModTime) List(ctx context.Context, o *driver.ListOptions) (*driver.ListPage, error) {
+	p, err := d.Driver.List(ctx, o)
+	if err != nil {
+		return p, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, a := range p.Objects {
+		if t, ok := d.first[a.Name]; ok {
+			p.Objects[i].ModTime = t
+		}
+	}
+	return p, nil
 }

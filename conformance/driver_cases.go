@@ -21,31 +21,35 @@ import (
 
 // driverCases is the driver section: the contract of package driver.
 var driverCases = []driverCase{
-	{"ReadYourWrite", testReadYourWrite},
-	{"EmptyObject", testEmptyObject},
-	{"Overwrite", testOverwrite},
-	{"ReadRange", testReadRange},
-	{"ContentEncoding", testContentEncoding},
-	{"WriteBodyError", testWriteBodyError},
-	{"AtomicOverwrite", testAtomicOverwrite},
-	{"NotFound", testNotFound},
-	{"Delete", testDelete},
-	{"ListPrefix", testListPrefix},
-	{"Pagination", testPagination},
-	{"ListWhileChanging", testListWhileChanging},
-	{"ModTime", testModTime},
-	{"UnusualNames", testUnusualNames},
-	{"NamesStoredAsGiven", testNamesStoredAsGiven},
-	{"IfAbsent", testIfAbsent},
-	{"IfAbsentRace", testIfAbsentRace},
-	{"Replace", testReplace},
-	{"ReplaceRace", testReplaceRace},
-	{"BatchDelete", testBatchDelete},
-	{"CrossProcessIfAbsent", testCrossProcessIfAbsent},
-	{"CrossProcessReplace", testCrossProcessReplace},
-	{"ContextCanceled", testContextCanceled},
-	{"CancelDuringWrite", testCancelDuringWrite},
-	{"Close", testClose},
+	{"ReadYourWrite", clauseReadYourWrite, testReadYourWrite},
+	{"EmptyObject", clauseReadYourWrite, testEmptyObject},
+	{"Overwrite", clauseOverwrite, testOverwrite},
+	{"ReadRange", clauseReadRange, testReadRange},
+	{"ReadBytesOwned", clauseReadOwned, testReadBytesOwned},
+	{"ContentEncoding", clauseEncoding, testContentEncoding},
+	{"WriteBodyError", clauseBodyError, testWriteBodyError},
+	{"AtomicOverwrite", clauseAtomicWrite, testAtomicOverwrite},
+	{"NotFound", clauseNotFound, testNotFound},
+	{"ErrorKindsAndMessages", clauseErrors, testErrorKindsAndMessages},
+	{"Delete", clauseDelete, testDelete},
+	{"ListPrefix", clauseListPrefix, testListPrefix},
+	{"Pagination", clausePagination, testPagination},
+	{"ListWhileChanging", clausePageToken, testListWhileChanging},
+	{"ListDuringChurn", clauseListChurn, testListDuringChurn},
+	{"ModTime", clauseModTime, testModTime},
+	{"UnusualNames", clauseNames, testUnusualNames},
+	{"NamesStoredAsGiven", clauseNamesAsGiven, testNamesStoredAsGiven},
+	{"IfAbsent", clauseIfAbsent, testIfAbsent},
+	{"IfAbsentRace", clauseIfAbsentRace, testIfAbsentRace},
+	{"Replace", clauseReplace, testReplace},
+	{"ReplaceOptions", clauseReplaceOptions, testReplaceOptions},
+	{"ReplaceRace", clauseReplaceRace, testReplaceRace},
+	{"BatchDelete", clauseBatchDelete, testBatchDelete},
+	{"CrossProcessIfAbsent", clauseIfAbsentRace, testCrossProcessIfAbsent},
+	{"CrossProcessReplace", clauseReplaceRace, testCrossProcessReplace},
+	{"ContextCanceled", clauseCanceled, testContextCanceled},
+	{"CancelDuringWrite", clauseCancelWrite, testCancelDuringWrite},
+	{"Close", clauseClose, testClose},
 }
 
 // equateEmpty makes nil and empty slices equal in diffs.
@@ -63,7 +67,10 @@ func randomBytes(n int, seed uint64) []byte {
 
 func testReadYourWrite(e *env) {
 	d := e.driver()
-	for i, size := range []int{1, 100, 256<<10 + 3} {
+	// The cache reads whole entries of up to its max value size (1 MiB by
+	// default) plus framing: a store that cuts objects at a buffer's size
+	// fails the largest.
+	for i, size := range []int{1, 100, 256<<10 + 3, 1<<20 + 4099} {
 		name := e.name(fmt.Sprintf("ryw/%d", i))
 		data := randomBytes(size, uint64(i))
 		e.write(d, name, data)
@@ -130,6 +137,9 @@ func testReadRange(e *env) {
 		{99, 1, 99, 100},
 		{100, -1, 100, 100}, // offset at the end
 		{100, 5, 100, 100},
+		{101, -1, 100, 100}, // offset past the end
+		{150, 10, 100, 100},
+		{1 << 40, 1, 100, 100},
 		{0, 0, 0, 0},
 		{50, 0, 50, 50},
 	} {
@@ -811,9 +821,41 @@ func testClose(e *env) {
 		e.t.Fatalf("MakeDriver: %v", err)
 	}
 	e.write(d1, name, []byte("survives Close"))
+	tag := ""
+	if _, ok := d1.(driver.Replacer); ok {
+		tag = e.etag(d1, name)
+	}
 	if err := d1.Close(); err != nil {
 		e.t.Errorf("Close: got %v, want nil", err)
 	}
-	// The data outlives the driver; a new driver on the store reads it.
-	e.wantContent(e.driver(), name, []byte("survives Close"))
+	// Every call after Close fails with ErrClosed and touches nothing.
+	wantClosed := func(op string, err error) {
+		e.t.Helper()
+		if !errors.Is(err, driver.ErrClosed) {
+			e.t.Errorf("%s after Close = %v, want an error satisfying errors.Is(err, driver.ErrClosed)", op, err)
+		}
+	}
+	_, _, err = d1.Read(e.ctx, name, 0, -1)
+	wantClosed("Read", err)
+	fresh := e.name("close-fresh")
+	wantClosed("Write", d1.Write(e.ctx, fresh, strings.NewReader("after Close"), &driver.WriteOptions{}))
+	wantClosed("Write(IfAbsent)", d1.Write(e.ctx, fresh, strings.NewReader("after Close"), &driver.WriteOptions{IfAbsent: true}))
+	wantClosed("Write over an object", d1.Write(e.ctx, name, strings.NewReader("after Close"), &driver.WriteOptions{}))
+	wantClosed("Delete", d1.Delete(e.ctx, name))
+	_, err = d1.List(e.ctx, &driver.ListOptions{Prefix: name})
+	wantClosed("List", err)
+	if r, ok := d1.(driver.Replacer); ok {
+		wantClosed("Replace", r.Replace(e.ctx, name, strings.NewReader("after Close"), tag, &driver.WriteOptions{}))
+	}
+	if bd, ok := d1.(driver.BatchDeleter); ok {
+		wantClosed("DeleteBatch", bd.DeleteBatch(e.ctx, []string{name}))
+	}
+	if err := d1.Close(); err != nil && !errors.Is(err, driver.ErrClosed) {
+		e.t.Errorf("a second Close = %v, want nil or an error satisfying errors.Is(err, driver.ErrClosed)", err)
+	}
+	// The data outlives the driver; a new driver on the store reads it, and
+	// nothing the closed driver was asked to do happened.
+	d2 := e.driver()
+	e.wantContent(d2, name, []byte("survives Close"))
+	e.wantAbsent(d2, fresh)
 }

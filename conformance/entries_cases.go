@@ -63,7 +63,7 @@ func caseCacheOnlyEntries(e *env) {
 	check("25 Sets that culled")
 	n, err := c.Len(e.ctx)
 	if err != nil || n < 1 || n > 10 {
-		e.t.Fatalf("%s: Len = %d, %v; want the entries only (1 to 10)", clause, n, err)
+		e.t.Fatalf("%s: Len = %d, %v; want the entries only (1 to 10): %s", clause, n, err, e.describeLocation(c))
 	}
 	if _, err := c.Cull(e.ctx); err != nil {
 		e.t.Fatalf("Cull: %v", err)

@@ -20,21 +20,21 @@ import (
 var hostileCases = []driverCase{
 	// A symbolic link at an entry's object path, to an entry outside the
 	// store and to a path that does not exist (clauseOutside, clauseSpecial).
-	{"ObjectSymlink", caseHostileObjectSymlink},
+	{"ObjectSymlink", clauseSpecial, caseHostileObjectSymlink},
 	// The location's directory is a link to a directory outside the store
 	// holding the location's entries (clauseOutside, clauseSpecial).
-	{"LocationSymlink", caseHostileLocationSymlink},
+	{"LocationSymlink", clauseOutside, caseHostileLocationSymlink},
 	// A directory in the middle of the entries' path is a link
 	// (clauseOutside, clauseSpecial).
-	{"IntermediateSymlink", caseHostileIntermediateSymlink},
+	{"IntermediateSymlink", clauseSpecial, caseHostileIntermediateSymlink},
 	// The driver's lock files and directories are links (clauseOutside).
-	{"InternalSymlinks", caseHostileInternalSymlinks},
+	{"InternalSymlinks", clauseOutside, caseHostileInternalSymlinks},
 	// A named pipe at an entry's object path: nothing blocks
 	// (clauseSpecial).
-	{"FIFO", caseHostileFIFO},
+	{"FIFO", clauseSpecial, caseHostileFIFO},
 	// A sparse file of 1 TiB at an entry's object path: reads are bounded
 	// (clauseBounded, clauseMiss).
-	{"SparseObject", caseHostileSparse},
+	{"SparseObject", clauseBounded, caseHostileSparse},
 }
 
 // secretValue is the value of the entries planted outside the store: a

@@ -402,6 +402,12 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 		lo.BeforeList = hook.BeforeList
 	}
 	objs, next, err := d.b.ListPage(ctx, token, max(size, d.p.MinListFetch), lo)
+	// A listing is never "not found"; a store that reads each object's
+	// attributes after reading the folder (fileblob's lstat after readdir)
+	// reports one deleted in between so. The page is listed again.
+	for try := 1; err != nil && try < listRetries && d.kind(err) == driver.ErrNotFound && ctx.Err() == nil; try++ {
+		objs, next, err = d.b.ListPage(ctx, token, max(size, d.p.MinListFetch), lo)
+	}
 	if err != nil {
 		return nil, d.mapErr(ctx, "list", opts.Prefix, err)
 	}
@@ -439,6 +445,10 @@ func (d *Driver) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	}
 	return page, nil
 }
+
+// listRetries is how often List asks for a page whose listing failed
+// because an object vanished while it was listed.
+const listRetries = 8
 
 // parsePageToken reads a page token of List: the Go CDK token to fetch,
 // and the name the page starts after, if any.
