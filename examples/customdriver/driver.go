@@ -23,25 +23,61 @@
 //
 // # Adding a driver to blobcache
 //
-//  1. Implement [driver.Driver]. Read the doc comments in package driver:
-//     they are the whole contract (range reads, atomic writes, IfAbsent,
-//     byte-wise sorted listings with page tokens, ErrNotFound and
-//     ErrPreconditionFailed, context cancellation). Where the store can,
-//     also implement [driver.Replacer] (needed for Add, Incr and Touch to be
-//     atomic across processes) and [driver.BatchDeleter] (Clear and culling
-//     in fewer requests).
-//  2. Call the conformance suite from the driver's test with a harness that
-//     makes an empty store, as driver_test.go in this package does. Make the
-//     harness a conformance.ProcessHarness if other processes can open the
-//     store; the suite then races writers in separate OS processes too.
-//  3. Register a URL scheme in an init function with [driver.Register], as
+//  1. Implement [driver.Driver]. The doc comments of package driver are the
+//     whole contract; read them all, and these parts first: the package's
+//     "Errors" section (one convention: wrap the kind, keep the store's
+//     error, start the message with the package name, the operation and the
+//     quoted name); [driver.Attributes] (Name, Size and ModTime always set,
+//     ETag for a Replacer); [driver.ListOptions].PageToken, which has
+//     start-after semantics (the next page starts strictly after the last
+//     name returned, so a token is a name, never an offset); ModTime
+//     ([driver.Attributes].ModTime: never zero, never earlier after an
+//     overwrite); [driver.Driver].Close and [driver.ErrClosed] (every call
+//     after Close returns an error wrapping it and touches nothing); and the
+//     optional interfaces: [driver.Replacer] (needed for Incr, Decr, Touch
+//     and an Add over an expired entry to be atomic, also across processes;
+//     it ignores WriteOptions.IfAbsent, and a failing body stores nothing), [driver.BatchDeleter] (Clear and culling
+//     in fewer requests) and [driver.NameValidator] (for a store that
+//     rewrites some names). Read's bytes belong to the caller: return a
+//     copy, as [Driver.Read] does.
+//  2. If the store departs from the contract in a known, documented way
+//     (MinIO cannot list an object "a" beside objects under "a/"), make the
+//     harness of step 3 implement the methods of conformance.StoreLimits it
+//     needs: the suite then leaves out what the store cannot do, and each
+//     case it skips says which limit it skips for. This driver has no such
+//     limit.
+//  3. Call conformance.Run from the driver's test with a harness that makes
+//     an empty store, as TestConformance in driver_test.go does. Every
+//     MakeDriver of one harness reaches the same store, as a second client
+//     would.
+//  4. If other processes can open the store, make the harness a
+//     conformance.ProcessHarness (Locator and OpenLocator): the suite then
+//     races writers in separate OS processes too. This store lives in one
+//     process, so those cases skip here, saying so.
+//  5. Run conformance.Compare with the driver beside the built-in ones, as
+//     TestCompare does with drivers/mem and drivers/file: one scripted
+//     sequence of cache operations on each, failing with a go-cmp diff
+//     where two outcomes differ (culling, surviving entries, counts,
+//     prefix-safe clearing).
+//  6. Register a URL scheme in an init function with [driver.Register], as
 //     register.go in this package does for slowmem://: the driver's package
 //     owns its parameters, their checks, its secrets and its Django BACKEND
 //     names. Importing the package then makes cache.Open, cache.OpenConfig
-//     and the blobcache command open its URLs.
-//  4. When `go test -race` passes, the driver behaves like the others: same
-//     culling, same prefix-safe clearing, same expiry. Use it by URL, or
-//     with cache.New(yourDriver, options...).
+//     and the blobcache command open its URLs (TestOpenByURL, and Example
+//     in example_test.go).
+//  7. Read a failure by its name and message. A failing case is the subtest
+//     TestConformance/Driver/<Case>/<root|prefix> (Cache and Hostile for
+//     the other two sections; "prefix" runs the case under "pfx/" beside
+//     decoys it must not touch). Its message names the call and what was
+//     expected and quotes the contract clause it checks; where a listing is
+//     wrong, a go-cmp diff (-want +got) shows the names missing (-) and
+//     extra (+). Run one case alone with
+//     go test -run 'TestConformance/Driver/Pagination' ./yourdriver/.
+//
+// When go test -race passes, the driver behaves like the others: same
+// culling, same prefix-safe clearing, same expiry. Use it by URL, or with
+// cache.New(yourDriver, options...). BenchmarkCache in bench_test.go runs
+// package bench's benchmarks with the same harness.
 package customdriver
 
 import (
@@ -67,8 +103,9 @@ var (
 	_ driver.BatchDeleter = (*Driver)(nil)
 )
 
-// ErrClosed is returned by calls on a Driver after its Close.
-// It wraps [driver.ErrClosed], as the contract asks.
+// ErrClosed is what every call on a Driver after its Close returns, wrapped
+// with the operation and the name. It wraps [driver.ErrClosed], as the
+// contract asks, so errors.Is finds either.
 var ErrClosed = fmt.Errorf("customdriver: %w", driver.ErrClosed)
 
 // object is one stored object. Its fields never change after it is stored:
@@ -124,13 +161,22 @@ func New(s *Store, opts Options) *Driver {
 	return &Driver{s: s, opts: opts}
 }
 
-// delay checks that the driver is open and the context live, then sleeps the
-// configured latency, returning early with the context's error.
-func (d *Driver) delay(ctx context.Context) error {
+// live returns ErrClosed after Close, else the context's error (nil while
+// it is live). Every method starts with it, through delay, so a call made
+// after Close touches nothing.
+func (d *Driver) live(ctx context.Context) error {
 	if d.closed.Load() {
 		return ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
+	return ctx.Err()
+}
+
+// delay checks that the driver is open and the context live, then sleeps the
+// configured latency, returning early with the context's error. It checks
+// again after the wait: a call that was sleeping when Close ran does
+// nothing either.
+func (d *Driver) delay(ctx context.Context) error {
+	if err := d.live(ctx); err != nil {
 		return err
 	}
 	wait := d.opts.Latency
@@ -146,14 +192,15 @@ func (d *Driver) delay(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return nil
+		return d.live(ctx)
 	}
 }
 
 func etagOf(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
 
 // Read implements driver.Driver. It returns a copy of the requested range
-// and the object's attributes, with its version as the ETag.
+// (the bytes belong to the caller, who may change them) and the object's
+// attributes, with its version as the ETag.
 func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
 	if err := d.delay(ctx); err != nil {
 		return nil, driver.Attributes{}, fmt.Errorf("customdriver: read %q: %w", name, err)
@@ -188,7 +235,9 @@ func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *d
 
 // Replace implements driver.Replacer: it stores body only if the object's
 // version still equals etag, checked and stored in one step under the lock.
-// opts.IfAbsent is ignored.
+// As with Write, the body is read whole first, so a failing body stores
+// nothing. opts.IfAbsent is ignored, as the contract asks: the etag is
+// Replace's condition.
 func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
 	return d.put(ctx, "replace", name, body, opts, func(old *object) error {
 		switch {
