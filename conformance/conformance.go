@@ -31,6 +31,17 @@
 // that prefix (which the case must neither list nor touch). A single case can
 // be selected with, for example, go test -run 'TestConformance/Driver/Pagination'.
 //
+// Every failure message ends with the clause of the contract its case
+// checks, quoted with where it is written, as testing/slogtest's do:
+//
+//	Read after Close = <nil>, want an error satisfying errors.Is(err, driver.ErrClosed)
+//		contract (Driver.Close): "the stored objects stay. After Close, every other method ..."
+//
+// and a listing that differs from what was written shows a go-cmp diff of
+// the names missing and extra. The suite tests itself: its own tests run
+// every case against a reference driver with one fault at a time and
+// require the case to fail (one or more broken drivers per clause).
+//
 // Cases for optional capabilities ([driver.Replacer], [driver.BatchDeleter]),
 // cross-process cases (which need a [ProcessHarness]) and hostile-store cases
 // (symbolic links, named pipes and sparse files planted behind the driver's
