@@ -232,15 +232,21 @@ func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c 
 }
 
 // citing is a testing.TB whose failure messages end with the clause of the
-// contract their case checks, unless the message already quotes it.
+// contract their case checks, unless the message already cites a clause
+// (the one a check in passing is about).
 type citing struct {
 	testing.TB
 	clause string
 }
 
+// citesClause reports whether msg quotes a clause of the contract.
+func citesClause(msg string) bool {
+	return strings.Contains(msg, "contract (") || strings.Contains(msg, "cache: ") || strings.Contains(msg, "cull.")
+}
+
 // cite appends the clause to msg.
 func (c citing) cite(msg string) string {
-	if c.clause == "" || strings.Contains(msg, c.clause) {
+	if c.clause == "" || citesClause(msg) {
 		return msg
 	}
 	return msg + "\n\t" + c.clause
