@@ -539,12 +539,17 @@ func (e *env) raceOutcome(what string, errs []error) int {
 	return winner
 }
 
-// race runs n racers, each with its own driver, released together; it
-// returns their errors.
+// race runs n racers released together, two on each driver (so that they
+// race both through one driver and across drivers); it returns their
+// errors.
 func (e *env) race(n int, op func(d driver.Driver, id int) error) []error {
+	shared := make([]driver.Driver, (n+1)/2)
+	for i := range shared {
+		shared[i] = e.driver()
+	}
 	ds := make([]driver.Driver, n)
 	for i := range ds {
-		ds[i] = e.driver()
+		ds[i] = shared[i/2]
 	}
 	errs := make([]error, n)
 	start := make(chan struct{})
