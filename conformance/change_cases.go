@@ -63,7 +63,7 @@ func (e *env) wantListedOnce(what string, counts map[string]int, want []string) 
 		}
 	}
 	if len(missing) > 0 {
-		e.t.Errorf("%s: %d of %d objects present until a page returned them were never listed, e.g. %q (%s)", what, len(missing), len(want), missing[:min(3, len(missing))], clausePageToken)
+		e.t.Errorf("%s: %d of %d objects present until a page returned them were never listed: %s(%s)", what, len(missing), len(want), namesDiff(missing, nil), clausePageToken)
 	}
 	if len(repeated) > 0 {
 		e.t.Errorf("%s: %d objects were listed more than once, e.g. %q (%s)", what, len(repeated), repeated[:min(3, len(repeated))], clausePageToken)
@@ -119,7 +119,7 @@ func testListWhileChanging(e *env) {
 		})
 		e.wantListedOnce(fmt.Sprintf("List(prefix %q, page size %d) of %d objects, %s of each page before the next", prefix, tc.size, tc.n, tc.deleteBy), counts, all)
 		if left := e.listNames(d, prefix, nil); len(left) != 0 {
-			e.t.Errorf("List(prefix %q) after deleting every listed object found %d objects, e.g. %q (%s)", prefix, len(left), left[0], clausePageToken)
+			e.t.Errorf("List(prefix %q) after deleting every listed object found %d objects: %s(%s)", prefix, len(left), namesDiff(nil, left), clausePageToken)
 		}
 	}
 

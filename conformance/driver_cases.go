@@ -468,8 +468,8 @@ func testUnusualNames(e *env) {
 	}
 	// Paging through the unusual names keeps them intact in tokens.
 	objs, _ := e.listAll(d, e.prefix, 3)
-	if len(objs) != len(full) {
-		e.t.Errorf("List(prefix %q, page size 3) found %d objects, want %d", e.prefix, len(objs), len(full))
+	if diff := namesDiff(full, attrNames(objs)); diff != "" || len(objs) != len(full) {
+		e.t.Errorf("List(prefix %q, page size 3) found %d objects, want %d: %s", e.prefix, len(objs), len(full), diff)
 	}
 	for _, name := range full {
 		if err := d.Delete(e.ctx, name); err != nil {
@@ -687,7 +687,7 @@ func testBatchDelete(e *env) {
 		}
 	}
 	if got := e.listNames(d, e.name("batch/"), nil); len(got) != 0 {
-		e.t.Errorf("List(%q) after DeleteBatch found %d objects, e.g. %q", e.name("batch/"), len(got), got[0])
+		e.t.Errorf("List(%q) after DeleteBatch found %d objects: %s", e.name("batch/"), len(got), namesDiff(nil, got))
 	}
 	for _, name := range keep {
 		e.wantContent(d, name, content(name))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blobcache/blobcache/driver"
+	"github.com/google/go-cmp/cmp"
 )
 
 // env is what a case works with: the test, its context, the harness and the
@@ -349,4 +350,40 @@ func brief(b []byte) string {
 		return fmt.Sprintf("%q", b)
 	}
 	return fmt.Sprintf("%q... (%d bytes)", b[:48], len(b))
+}
+
+// maxDiffNames bounds the names a namesDiff shows on each side.
+const maxDiffNames = 20
+
+// namesDiff returns a go-cmp diff (-want +got) of the names missing from got
+// and extra in it, at most maxDiffNames of each, with their counts; "" when
+// got has the names of want, in any order.
+func namesDiff(want, got []string) string {
+	missing, extra := setDiff(want, got), setDiff(got, want)
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	head := fmt.Sprintf("%d missing, %d extra", len(missing), len(extra))
+	if len(missing) > maxDiffNames || len(extra) > maxDiffNames {
+		head += fmt.Sprintf(" (the first %d of each shown)", maxDiffNames)
+	}
+	missing, extra = missing[:min(len(missing), maxDiffNames)], extra[:min(len(extra), maxDiffNames)]
+	return head + " (-want +got):\n" + cmp.Diff(missing, extra, equateEmpty)
+}
+
+// setDiff returns the names of a not in b, sorted, each once.
+func setDiff(a, b []string) []string {
+	in := make(map[string]bool, len(b))
+	for _, n := range b {
+		in[n] = true
+	}
+	var out []string
+	for _, n := range a {
+		if !in[n] {
+			out = append(out, n)
+			in[n] = true
+		}
+	}
+	slices.Sort(out)
+	return out
 }
