@@ -663,23 +663,6 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 	}
 }
 
-// TestCrossProcessCatchesRacyIfAbsent checks that the cross-process case
-// fails when IfAbsent is check-then-write across processes. The children
-// re-execute this test, so it starts with the child check as Run does.
-func TestCrossProcessCatchesRacyIfAbsent(t *testing.T) {
-	maker := dirMaker(true)
-	if runChild(t, maker) {
-		return
-	}
-	r := runRecorded(t, maker, "CrossProcessIfAbsent")
-	if !r.Failed() {
-		t.Fatalf("CrossProcessIfAbsent passed a driver whose IfAbsent races across processes")
-	}
-	if !strings.Contains(r.messages(), "racers succeeded") {
-		t.Errorf("CrossProcessIfAbsent failed for another reason than several winners:\n%s", r.messages())
-	}
-}
-
 // TestCrossProcessSkipsWithoutProcessHarness checks the skip message for
 // harnesses whose store only lives in this process.
 func TestCrossProcessSkipsWithoutProcessHarness(t *testing.T) {
@@ -731,18 +714,4 @@ func TestTestRunPattern(t *testing.T) {
 			t.Errorf("testRunPattern(%q) = %q, want %q", name, got, want)
 		}
 	}
-}
-
-// TestCrossProcessInSubtest checks that children find a Run called from a
-// subtest whose name needs rewriting and quoting.
-func TestCrossProcessInSubtest(t *testing.T) {
-	t.Run("sub test (1)", func(t *testing.T) {
-		maker := dirMaker(false)
-		if runChild(t, maker) {
-			return
-		}
-		if r := runRecorded(t, maker, "CrossProcessReplace"); r.Failed() || r.Skipped() {
-			t.Errorf("CrossProcessReplace from a subtest: failed %v, skipped %v:\n%s", r.Failed(), r.Skipped(), r.messages())
-		}
-	})
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,13 +23,41 @@ import (
 // A directory-backed driver whose store other processes can open: just
 // enough to exercise the cross-process machinery. An object lives in
 // objects/<hex of name, in 200-character directories>.o; IfAbsent is a hard
-// link from a temporary file, so it is atomic across processes; Write,
-// Replace and Delete hold a per-name lock directory.
+// link from a temporary file (in tmp/, in a directory of the driver's own),
+// so it is atomic across processes; Write, Replace and Delete hold a
+// per-name lock directory. Its faults (dirFaults) turn it into the broken
+// drivers the cross-process cases must reject.
 
 type dirDriver struct {
-	root         string
-	racyIfAbsent bool
-	closed       atomic.Bool
+	root   string
+	tmp    string // the driver's own directory of temporary files, under tmp
+	f      dirFaults
+	closed atomic.Bool
+}
+
+// dirFaults are the mistakes of a driver that is atomic within a process but
+// not across processes: it guards a check and a rename with a mutex of the
+// process (one per store), not with something the store's other processes
+// see. Every in-process race passes; only processes racing can both pass
+// the check before either renames. No sleep widens the window: it is the
+// time between the check and the rename, as in the real mistake.
+type dirFaults struct {
+	// processLocalIfAbsent: IfAbsent is a stat, then a rename, under the
+	// process's mutex, instead of a hard link.
+	processLocalIfAbsent bool
+	// processLocalReplace: Replace compares the ETag, then renames, under
+	// the process's mutex instead of the store's lock directory.
+	processLocalReplace bool
+}
+
+// dirProcessLocks holds the process's mutex of each store (by root) for
+// dirFaults: every dirDriver of the process on the store shares it.
+var dirProcessLocks sync.Map // root -> *sync.Mutex
+
+func (d *dirDriver) processLock() func() {
+	mu, _ := dirProcessLocks.LoadOrStore(d.root, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	return mu.(*sync.Mutex).Unlock
 }
 
 var (
@@ -36,13 +65,24 @@ var (
 	_ driver.Replacer = (*dirDriver)(nil)
 )
 
-func openDir(root string, racyIfAbsent bool) (*dirDriver, error) {
+func openDir(root string, f dirFaults) (*dirDriver, error) {
 	for _, sub := range []string{"objects", "tmp", "locks"} {
 		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	return &dirDriver{root: root, racyIfAbsent: racyIfAbsent}, nil
+	// Each driver stages its writes in a directory of its own, so that
+	// creating a temporary file never waits for a rename of another
+	// process. (With one directory shared by all, on a busy ext4 where a
+	// create takes hundreds of microseconds, the second process's create
+	// waited for the first one's rename out of that directory, and so its
+	// check came after the rename: the check-then-rename race of dirFaults
+	// showed in a few rounds in a hundred, or none.)
+	tmp, err := os.MkdirTemp(filepath.Join(root, "tmp"), "d-*")
+	if err != nil {
+		return nil, err
+	}
+	return &dirDriver{root: root, tmp: tmp, f: f}, nil
 }
 
 const dirChunk = 200
@@ -109,7 +149,7 @@ func (d *dirDriver) Read(ctx context.Context, name string, offset, length int64)
 
 // temp writes body to a temporary file and returns its path.
 func (d *dirDriver) temp(ctx context.Context, body io.Reader) (string, error) {
-	f, err := os.CreateTemp(filepath.Join(d.root, "tmp"), "w-*")
+	f, err := os.CreateTemp(d.tmp, "w-*")
 	if err != nil {
 		return "", err
 	}
@@ -140,18 +180,19 @@ func (d *dirDriver) Write(ctx context.Context, name string, body io.Reader, opts
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	if opts.IfAbsent && !d.racyIfAbsent {
+	if opts.IfAbsent && d.f.processLocalIfAbsent { // the broken variant
+		defer d.processLock()()
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("write %q: %w", name, driver.ErrPreconditionFailed)
+		}
+		return os.Rename(tmp, p)
+	}
+	if opts.IfAbsent {
 		err := os.Link(tmp, p)
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("write %q: %w", name, driver.ErrPreconditionFailed)
 		}
 		return err
-	}
-	if opts.IfAbsent { // the broken variant: check, yield, write
-		if _, err := os.Stat(p); err == nil {
-			return fmt.Errorf("write %q: %w", name, driver.ErrPreconditionFailed)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	unlock, err := d.lock(ctx, name)
 	if err != nil {
@@ -170,11 +211,15 @@ func (d *dirDriver) Replace(ctx context.Context, name string, body io.Reader, et
 		return err
 	}
 	defer os.Remove(tmp)
-	unlock, err := d.lock(ctx, name)
-	if err != nil {
-		return err
+	if d.f.processLocalReplace { // the broken variant
+		defer d.processLock()()
+	} else {
+		unlock, err := d.lock(ctx, name)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	p := d.path(name)
 	cur, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -252,25 +297,33 @@ func (d *dirDriver) Close() error {
 	if d.closed.Swap(true) {
 		return errors.New("dirDriver: closed twice")
 	}
+	os.Remove(d.tmp) // empty: every temporary file is removed or renamed
 	return nil
 }
 
 type dirHarness struct {
-	root         string
-	racyIfAbsent bool
+	root string
+	f    dirFaults
 }
 
 func (h *dirHarness) MakeDriver(context.Context) (driver.Driver, error) {
-	return openDir(h.root, h.racyIfAbsent)
+	return openDir(h.root, h.f)
 }
 func (h *dirHarness) Close()          {}
 func (h *dirHarness) Locator() string { return h.root }
 func (h *dirHarness) OpenLocator(_ context.Context, loc string) (driver.Driver, error) {
-	return openDir(loc, h.racyIfAbsent)
+	return openDir(loc, h.f)
 }
 
-func dirMaker(racyIfAbsent bool) HarnessMaker {
+// dirMaker makes harnesses of the directory driver, with the fault
+// processLocalIfAbsent when it is true.
+func dirMaker(processLocalIfAbsent bool) HarnessMaker {
+	return dirFaultsMaker(dirFaults{processLocalIfAbsent: processLocalIfAbsent})
+}
+
+// dirFaultsMaker makes harnesses of the directory driver with faults f.
+func dirFaultsMaker(f dirFaults) HarnessMaker {
 	return func(_ context.Context, t *testing.T) (Harness, error) {
-		return &dirHarness{root: t.TempDir(), racyIfAbsent: racyIfAbsent}, nil
+		return &dirHarness{root: t.TempDir(), f: f}, nil
 	}
 }
