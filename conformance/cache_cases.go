@@ -48,8 +48,8 @@ var cacheCases = []driverCase{
 	{"AddRace", `cache: Add: "The check and the write are one atomic step": of racing Adds of one key, exactly one reports true`, caseCacheAddRace},
 	{"AddRaceOverExpired", `cache: Add over an expired entry is atomic where the driver is a Replacer`, caseCacheAddRaceOverExpired},
 	{"IncrRace", `cache: Incr is atomic where the driver is a Replacer: no increment of racing callers is lost`, caseCacheIncrRace},
-	{"CrossProcessAdd", `cache: Add is atomic across processes: of racing processes, exactly one adds`, caseCacheCrossProcessAdd},
-	{"CrossProcessIncr", `cache: Incr is atomic across processes where the driver is a Replacer: no increment is lost`, caseCacheCrossProcessIncr},
+	{"CrossProcessAdd", clauseCacheAdd, caseCacheCrossProcessAdd},
+	{"CrossProcessIncr", clauseIncr, caseCacheCrossProcessIncr},
 }
 
 // manualClock is a manual clock for cache expiry tests, safe for concurrent use.

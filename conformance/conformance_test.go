@@ -609,8 +609,8 @@ func caseNamed(name string) driverCase {
 // processes, so they are tested with the directory-backed driver (see
 // xproc_test.go) rather than with a fault of the in-memory one.
 var crossProcessMutants = map[string]string{
-	"CrossProcessIfAbsent": "TestCrossProcessCatchesRacyIfAbsent",
-	"CrossProcessReplace":  "TestCrossProcessCatchesRacyReplace",
+	"CrossProcessIfAbsent": "TestCrossProcessCatchesProcessLocalLocks",
+	"CrossProcessReplace":  "TestCrossProcessCatchesProcessLocalLocks",
 }
 
 // TestEveryClauseHasAMutant checks that every case of the driver section
@@ -624,7 +624,7 @@ func TestEveryClauseHasAMutant(t *testing.T) {
 		faults[tc.fault] = true
 	}
 	for _, c := range slices.Concat(driverCases, cacheCases, hostileCases) {
-		if !strings.HasPrefix(c.clause, "contract (") && !strings.HasPrefix(c.clause, "cache: ") && !strings.HasPrefix(c.clause, "cull.") {
+		if !citesClause(c.clause) {
 			t.Errorf("case %s cites no clause of the contract: %q", c.name, c.clause)
 		}
 	}

@@ -121,7 +121,7 @@ func etagOf(data []byte) string {
 }
 
 func (d *dirDriver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	if err := ctx.Err(); err != nil {
+	if err := d.check(ctx); err != nil {
 		return nil, driver.Attributes{}, err
 	}
 	f, err := os.Open(d.path(name))
@@ -168,7 +168,7 @@ func (d *dirDriver) temp(ctx context.Context, body io.Reader) (string, error) {
 }
 
 func (d *dirDriver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	if err := ctx.Err(); err != nil {
+	if err := d.check(ctx); err != nil {
 		return err
 	}
 	tmp, err := d.temp(ctx, body)
@@ -203,7 +203,7 @@ func (d *dirDriver) Write(ctx context.Context, name string, body io.Reader, opts
 }
 
 func (d *dirDriver) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
-	if err := ctx.Err(); err != nil {
+	if err := d.check(ctx); err != nil {
 		return err
 	}
 	tmp, err := d.temp(ctx, body)
@@ -234,7 +234,7 @@ func (d *dirDriver) Replace(ctx context.Context, name string, body io.Reader, et
 }
 
 func (d *dirDriver) Delete(ctx context.Context, name string) error {
-	if err := ctx.Err(); err != nil {
+	if err := d.check(ctx); err != nil {
 		return err
 	}
 	unlock, err := d.lock(ctx, name)
@@ -249,7 +249,7 @@ func (d *dirDriver) Delete(ctx context.Context, name string) error {
 }
 
 func (d *dirDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	if err := ctx.Err(); err != nil {
+	if err := d.check(ctx); err != nil {
 		return nil, err
 	}
 	objects := filepath.Join(d.root, "objects")
@@ -293,9 +293,17 @@ func (d *dirDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver
 	return page, nil
 }
 
+// check is the error of a call made after Close or with a done context.
+func (d *dirDriver) check(ctx context.Context) error {
+	if d.closed.Load() {
+		return fmt.Errorf("dirDriver: %w", driver.ErrClosed)
+	}
+	return ctx.Err()
+}
+
 func (d *dirDriver) Close() error {
 	if d.closed.Swap(true) {
-		return errors.New("dirDriver: closed twice")
+		return fmt.Errorf("dirDriver: closed twice: %w", driver.ErrClosed)
 	}
 	os.Remove(d.tmp) // empty: every temporary file is removed or renamed
 	return nil

@@ -26,14 +26,6 @@ import (
 	"github.com/blobcache/blobcache/driver"
 )
 
-// The clauses the cross-process cases check, cited in their failure
-// messages.
-const (
-	clauseIfAbsent = `contract (WriteOptions.IfAbsent): "The check and the write must be one atomic step, also across processes sharing the store: of many concurrent IfAbsent writers to one name, exactly one succeeds"`
-	clauseReplace  = `contract (Replacer.Replace): "Replace stores body under name only if the object's current ETag equals etag (as returned by Read), atomically, also across processes. It returns ErrPreconditionFailed when the object changed"`
-	clauseCacheAdd = `cache (Cache.Add): "The check and the write are one atomic step (a create-if-absent write ...)", over a driver whose WriteOptions.IfAbsent is atomic "also across processes sharing the store"`
-	clauseIncr     = `cache (Cache.Incr): "The update is atomic across processes where the driver implements Replacer"`
-)
 
 // crossProcessChildren returns how many child processes race: one a core,
 // and at least 4 and at most 8. On two cores, the two children on the CPUs
@@ -70,10 +62,10 @@ func testCrossProcessIfAbsent(e *env) {
 	e.needAtomicIfAbsent()
 	prefix := e.name("xproc/ifabsent/")
 	n := crossProcessChildren()
-	results, ran := e.runChildRounds(childOpIfAbsent, clauseIfAbsent, n, map[string]string{"prefix": prefix}, nil)
+	results, ran := e.runChildRounds(childOpIfAbsent, clauseIfAbsentRace, n, map[string]string{"prefix": prefix}, nil)
 	what := fmt.Sprintf("%d processes racing Write(%q+round, IfAbsent) in each of %d rounds", n, prefix, ran)
-	winners := e.checkRounds(what, clauseIfAbsent, refusedPrecondition, results, driverVerdict)
-	e.checkWinnersContent(what, clauseIfAbsent, prefix, winners)
+	winners := e.checkRounds(what, clauseIfAbsentRace, refusedPrecondition, results, driverVerdict)
+	e.checkWinnersContent(what, clauseIfAbsentRace, prefix, winners)
 }
 
 func testCrossProcessReplace(e *env) {
@@ -83,16 +75,16 @@ func testCrossProcessReplace(e *env) {
 	n := crossProcessChildren()
 	// Each round's object is written just before the round, and its ETag
 	// is the round's argument.
-	results, ran := e.runChildRounds(childOpReplace, clauseReplace, n, map[string]string{"prefix": prefix}, func(r int) string {
+	results, ran := e.runChildRounds(childOpReplace, clauseReplaceRace, n, map[string]string{"prefix": prefix}, func(r int) string {
 		name := prefix + strconv.Itoa(r)
 		if err := d.Write(e.ctx, name, strings.NewReader("original "+name), &driver.WriteOptions{}); err != nil {
-			e.t.Fatalf("Write(%q) before round %d: %v (%s)", name, r, err, clauseReplace)
+			e.t.Fatalf("Write(%q) before round %d: %v (%s)", name, r, err, clauseReplaceRace)
 		}
 		return e.etag(d, name)
 	})
 	what := fmt.Sprintf("%d processes racing Replace(%q+round) with the ETag of the round's object in each of %d rounds", n, prefix, ran)
-	winners := e.checkRounds(what, clauseReplace, refusedPrecondition, results, driverVerdict)
-	e.checkWinnersContent(what, clauseReplace, prefix, winners)
+	winners := e.checkRounds(what, clauseReplaceRace, refusedPrecondition, results, driverVerdict)
+	e.checkWinnersContent(what, clauseReplaceRace, prefix, winners)
 }
 
 // raceVerdict is what one child did in one round of a race.

@@ -27,9 +27,9 @@ func TestCrossProcessCatchesProcessLocalLocks(t *testing.T) {
 		clause    string
 		inProcess string // the in-process race the faulty driver passes
 	}{
-		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessIfAbsent", clauseIfAbsent, "IfAbsentRace"},
+		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessIfAbsent", clauseIfAbsentRace, "IfAbsentRace"},
 		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessAdd", clauseCacheAdd, "AddRace"},
-		{"processLocalReplace", dirFaults{processLocalReplace: true}, "CrossProcessReplace", clauseReplace, "ReplaceRace"},
+		{"processLocalReplace", dirFaults{processLocalReplace: true}, "CrossProcessReplace", clauseReplaceRace, "ReplaceRace"},
 	} {
 		t.Run(tc.fault+"/"+tc.caseName, func(t *testing.T) {
 			faulty := dirFaultsMaker(tc.faults)
