@@ -26,7 +26,6 @@ import (
 	"github.com/blobcache/blobcache/driver"
 )
 
-
 // crossProcessChildren returns how many child processes race: one a core,
 // and at least 4 and at most 8. On two cores, the two children on the CPUs
 // when a round starts race within microseconds, the others a slice later;
