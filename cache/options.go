@@ -277,8 +277,9 @@ func withDescription(d string) Option {
 	}
 }
 
-// Errors returned by the cache. Storage failures are returned wrapped in an
-// *OpError; test kinds with errors.Is.
+// Errors returned by the cache. Every error of a call is an *OpError naming
+// the call and the key; test its kind with errors.Is. A failure of the store
+// matches ErrStorage.
 var (
 	// ErrMiss means the key has no live entry: it is absent, expired, or its
 	// entry could not be decoded.
@@ -311,6 +312,15 @@ var (
 	// ErrInvalidArgument means a call was given a nil context or a nil fill
 	// function; the message says which.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrStorage means the store failed: the driver returned an error that
+	// none of the driver's kinds describes (a network failure, a server
+	// error, a full disk, an access denial), so the call could not be
+	// served. It never matches a miss, an invalid argument or TTL, the
+	// caller's own errors (what a GetOrSet fill returned), a done context
+	// of the call (errors.Is(err, ctx.Err()) holds instead), a closed cache
+	// or driver (ErrClosed), ErrConflict or ErrHiddenEntries. A service
+	// answers 503 for it; examples/httpcache does with FailClosed.
+	ErrStorage = errors.New("storage failure")
 )
 
 // Prebuilt so that checking costs no allocation.

@@ -256,6 +256,31 @@ func (c *Cache) lookup(ctx context.Context, hit bool) {
 // through one of these, which count requests and bytes in Stats and in the
 // meters. Nothing else in the package calls c.d, c.replacer or c.batch.
 
+// storageError marks an error of the driver that none of its kinds
+// describes: errors.Is(err, ErrStorage) holds, and the driver's error stays
+// wrapped (its message unchanged).
+type storageError struct{ err error }
+
+func (e *storageError) Error() string        { return e.err.Error() }
+func (e *storageError) Unwrap() error        { return e.err }
+func (e *storageError) Is(target error) bool { return target == ErrStorage }
+
+// storageErr marks err, from a driver call made with ctx, as a storage
+// failure unless it is a kind the cache acts on or the call's own context
+// ending.
+func storageErr(ctx context.Context, err error) error {
+	switch {
+	case err == nil,
+		errors.Is(err, driver.ErrNotFound),
+		errors.Is(err, driver.ErrPreconditionFailed),
+		errors.Is(err, driver.ErrClosed),
+		errors.Is(err, driver.ErrInvalidName),
+		ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return err
+	}
+	return &storageError{err}
+}
+
 // storeRead is Driver.Read.
 func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
 	c.stats.reads.Add(1)
@@ -264,21 +289,21 @@ func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byt
 	if c.tel != nil && c.tel.bytesRead != nil && len(data) > 0 {
 		c.tel.bytesRead.Add(ctx, int64(len(data)), c.tel.locOpts...)
 	}
-	return data, attrs, err
+	return data, attrs, storageErr(ctx, err)
 }
 
 // storeWrite is Driver.Write of an encoded entry.
 func (c *Cache) storeWrite(ctx context.Context, name string, e *encodedEntry, opts *driver.WriteOptions) error {
 	err := c.d.Write(ctx, name, e.reader(), opts)
 	c.countWrite(ctx, e.written)
-	return err
+	return storageErr(ctx, err)
 }
 
 // storeReplace is Replacer.Replace of an encoded entry.
 func (c *Cache) storeReplace(ctx context.Context, name string, e *encodedEntry, etag string, opts *driver.WriteOptions) error {
 	err := c.replacer.Replace(ctx, name, e.reader(), etag, opts)
 	c.countWrite(ctx, e.written)
-	return err
+	return storageErr(ctx, err)
 }
 
 // countWrite counts one write request of n bytes (those the driver read
@@ -294,19 +319,20 @@ func (c *Cache) countWrite(ctx context.Context, n int64) {
 // storeDelete is Driver.Delete.
 func (c *Cache) storeDelete(ctx context.Context, name string) error {
 	c.stats.deleteRequests.Add(1)
-	return c.d.Delete(ctx, name)
+	return storageErr(ctx, c.d.Delete(ctx, name))
 }
 
 // storeDeleteBatch is BatchDeleter.DeleteBatch.
 func (c *Cache) storeDeleteBatch(ctx context.Context, names []string) error {
 	c.stats.batchDeletes.Add(1)
-	return c.batch.DeleteBatch(ctx, names)
+	return storageErr(ctx, c.batch.DeleteBatch(ctx, names))
 }
 
 // storeList is Driver.List.
 func (c *Cache) storeList(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	c.stats.lists.Add(1)
-	return c.d.List(ctx, opts)
+	page, err := c.d.List(ctx, opts)
+	return page, storageErr(ctx, err)
 }
 
 // culled records a cull.

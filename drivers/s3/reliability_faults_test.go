@@ -327,11 +327,18 @@ func TestReliabilityFaults(t *testing.T) {
 					}
 				}
 				op.end = time.Now()
+				// A failure is the store's unless the call's own deadline
+				// ended it or it lost too many races.
+				callerDone := ctx.Err() != nil && errors.Is(err, ctx.Err())
 				cancel()
 				op.kind = "ok"
 				if err != nil {
 					op.kind = relErrKind(err)
 					op.err = err
+					want := !callerDone && !errors.Is(err, cache.ErrConflict)
+					if got := errors.Is(err, cache.ErrStorage); got != want && op.wrong == "" {
+						op.wrong = fmt.Sprintf("errors.Is(err, cache.ErrStorage) = %v, want %v, for a %s failure: %v", got, want, op.kind, err)
+					}
 				}
 				ops[w] = append(ops[w], op)
 			}
