@@ -3,78 +3,15 @@ package cache_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
-	"os"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
-	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/mem"
+	"github.com/blobcache/blobcache/internal/outage"
 )
-
-// outage is a real mem driver behind a network that can go down: while
-// down, every call fails as a refused connection would, and the store is not
-// reached.
-type outage struct {
-	*mem.Driver
-	down atomic.Bool
-}
-
-// errRefused is what a dial to a stopped server returns.
-var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-
-func (o *outage) fail() error {
-	if o.down.Load() {
-		return errRefused
-	}
-	return nil
-}
-
-func (o *outage) Read(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
-	if err := o.fail(); err != nil {
-		return nil, driver.Attributes{}, err
-	}
-	return o.Driver.Read(ctx, name, off, n)
-}
-
-func (o *outage) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
-	if err := o.fail(); err != nil {
-		return err
-	}
-	return o.Driver.Write(ctx, name, body, opts)
-}
-
-func (o *outage) Replace(ctx context.Context, name string, body io.Reader, etag string, opts *driver.WriteOptions) error {
-	if err := o.fail(); err != nil {
-		return err
-	}
-	return o.Driver.Replace(ctx, name, body, etag, opts)
-}
-
-func (o *outage) Delete(ctx context.Context, name string) error {
-	if err := o.fail(); err != nil {
-		return err
-	}
-	return o.Driver.Delete(ctx, name)
-}
-
-func (o *outage) DeleteBatch(ctx context.Context, names []string) error {
-	if err := o.fail(); err != nil {
-		return err
-	}
-	return o.Driver.DeleteBatch(ctx, names)
-}
-
-func (o *outage) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	if err := o.fail(); err != nil {
-		return nil, err
-	}
-	return o.Driver.List(ctx, opts)
-}
 
 // TestErrStorage checks that every call failing because the store failed
 // matches ErrStorage and keeps the store's error, and that nothing else
@@ -82,7 +19,7 @@ func (o *outage) List(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 // cache, bad arguments.
 func TestErrStorage(t *testing.T) {
 	ctx := t.Context()
-	d := &outage{Driver: mem.New()}
+	d := outage.New(mem.New())
 	c, err := cache.New(d, cache.WithLocation("app"), cache.WithMaxEntries(5))
 	must(t, err)
 	defer c.Close()
@@ -90,7 +27,7 @@ func TestErrStorage(t *testing.T) {
 		must(t, c.Set(ctx, string(rune('a'+i)), []byte("1"), cache.NoExpiry))
 	}
 
-	d.down.Store(true)
+	d.Down.Store(true)
 	fill := func(context.Context) ([]byte, error) { return []byte("v"), nil }
 	for op, call := range map[string]func() error{
 		"Get":        func() error { _, err := c.Get(ctx, "a"); return err },
@@ -123,7 +60,7 @@ func TestErrStorage(t *testing.T) {
 	}
 
 	// Nothing that is not the store's failure matches.
-	d.down.Store(false)
+	d.Down.Store(false)
 	errFill := errors.New("the caller's own failure")
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

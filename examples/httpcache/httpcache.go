@@ -29,6 +29,11 @@
 //
 // The middleware fails open: when the cache cannot be read or written, the
 // request is served by the handler and the error goes to Options.OnError.
+// With Options.FailClosed, a lookup that failed because the store failed
+// (errors.Is(err, cache.ErrStorage)) answers 503 Service Unavailable
+// instead, for handlers too costly to run for every request while the store
+// is down; every other failure still fails open, and a request whose client
+// went away while it was looked up gets no answer at all.
 package httpcache
 
 import (
@@ -60,8 +65,15 @@ type Options struct {
 	// tests pass the same clock as cache.WithClock.
 	Now func() time.Time
 	// OnError is told about cache failures, after which the request is
-	// served by the handler. The default logs them with log.Printf.
+	// served by the handler (or answered 503, see FailClosed). The default
+	// logs them with log.Printf.
 	OnError func(r *http.Request, err error)
+	// FailClosed makes a lookup that failed because the store failed
+	// (errors.Is(err, cache.ErrStorage): the store unreachable, a server
+	// error) answer 503 Service Unavailable with Retry-After: 1 and X-Cache
+	// UNAVAILABLE, without calling the handler. Other failures (a closed
+	// cache, an entry that does not decode) still fail open.
+	FailClosed bool
 }
 
 // Middleware caches the responses of the handlers it wraps.
@@ -109,6 +121,10 @@ const (
 	// Bypass means the request was not one the cache serves (not GET,
 	// Authorization, no-store): the handler answered and nothing was stored.
 	Bypass = "BYPASS"
+	// Unavailable means the lookup failed because the store failed and
+	// Options.FailClosed is set: the answer is 503 and the handler was not
+	// called.
+	Unavailable = "UNAVAILABLE"
 )
 
 // Handler wraps next with the cache.
@@ -129,6 +145,15 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 				return
 			case !errors.Is(err, cache.ErrMiss):
 				m.opts.OnError(r, err)
+				if ctx := r.Context(); ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return // the client went away: there is no one to answer
+				}
+				if m.opts.FailClosed && errors.Is(err, cache.ErrStorage) {
+					w.Header().Set("X-Cache", Unavailable)
+					w.Header().Set("Retry-After", "1")
+					http.Error(w, "the cache's store is unavailable", http.StatusServiceUnavailable)
+					return
+				}
 			}
 		}
 		rec := &recorder{ResponseWriter: w, limit: m.opts.MaxBodyBytes}

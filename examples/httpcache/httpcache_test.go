@@ -1,6 +1,7 @@
 package httpcache_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/drivers/mem"
 	"github.com/blobcache/blobcache/examples/httpcache"
+	"github.com/blobcache/blobcache/internal/outage"
 )
 
 // clock is a manual clock shared by the cache (expiry) and the middleware
@@ -350,6 +352,57 @@ func TestFailsOpen(t *testing.T) {
 	}
 	if len(f.errs) != 2 || !errors.Is(f.errs[0], cache.ErrClosed) {
 		t.Errorf("OnError got %v, want the failed lookup and the failed store", f.errs)
+	}
+}
+
+// TestFailClosed checks that FailClosed answers 503 for a store that is
+// down, and only then: a closed cache still fails open, and a request whose
+// client went away gets no answer and no handler call.
+func TestFailClosed(t *testing.T) {
+	store := outage.New(mem.New())
+	c, err := cache.New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var errs []error
+	o := &origin{respond: func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "expensive") }}
+	h := httpcache.New(c, httpcache.Options{FailClosed: true, OnError: func(r *http.Request, err error) { errs = append(errs, err) }}).Handler(o)
+	serve := func(req *http.Request) *http.Response {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+
+	// Up: a miss runs the handler.
+	if resp := serve(httptest.NewRequest("GET", "/a", nil)); resp.StatusCode != 200 || o.calls.Load() != 1 {
+		t.Fatalf("with the store up: status %d, origin calls %d; want 200 and 1", resp.StatusCode, o.calls.Load())
+	}
+	// Down: 503, the handler not called, the store's error reported.
+	store.Down.Store(true)
+	resp := serve(httptest.NewRequest("GET", "/b", nil))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || resp.Header.Get("X-Cache") != httpcache.Unavailable {
+		t.Errorf("with the store down: status %d, Retry-After %q, X-Cache %q; want 503, 1, %s", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("X-Cache"), httpcache.Unavailable)
+	}
+	if o.calls.Load() != 1 {
+		t.Errorf("with the store down, the origin was called (%d calls in all)", o.calls.Load())
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], cache.ErrStorage) {
+		t.Errorf("OnError got %v, want the one storage failure", errs)
+	}
+	// A client gone during the lookup: no answer, no handler call.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/c", nil).WithContext(ctx))
+	if rec.Code != 200 || rec.Body.Len() != 0 || o.calls.Load() != 1 {
+		t.Errorf("a cancelled request: status %d, body %q, origin calls %d; want nothing written and no call", rec.Code, rec.Body.String(), o.calls.Load())
+	}
+	// Up again, then closed: not a storage failure, so it fails open.
+	store.Down.Store(false)
+	c.Close()
+	if resp := serve(httptest.NewRequest("GET", "/d", nil)); resp.StatusCode != 200 || o.calls.Load() != 2 {
+		t.Errorf("with the cache closed: status %d, origin calls %d; want 200 and 2 (fail open)", resp.StatusCode, o.calls.Load())
 	}
 }
 
