@@ -121,10 +121,13 @@ const (
 	opClear
 	opLen
 	opCull
+	opLock
+	opLockExtend
+	opLockRelease
 	numOps
 )
 
-var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull"}
+var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release"}
 
 // telemetry holds the OpenTelemetry instruments and prepared attribute
 // options, so that recording allocates nothing per call.

@@ -270,3 +270,12 @@ func (t *Typed[T]) Delete(ctx context.Context, key string) (bool, error) {
 	}
 	return t.c.Delete(ctx, key)
 }
+
+// Lock takes a lease on name; see Cache.Lock. Leases hold no value, so it is
+// the Cache's own.
+func (t *Typed[T]) Lock(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+	if !t.ok() {
+		return nil, fail("lock", name, errNilCache)
+	}
+	return t.c.Lock(ctx, name, ttl)
+}

@@ -113,6 +113,7 @@ var brokenDrivers = []struct {
 	{"ignoreCanceled", memFaults{ignoreCanceled: true}, "ContextCanceled"},
 	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "Replace"},
 	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "ReplaceRace"},
+	{"racyReplace", memFaults{racyReplace: true}, "Lock"},
 	{"constantETag", memFaults{constantETag: true}, "Replace"},
 	{"batchAbsentError", memFaults{batchAbsentError: true}, "BatchDelete"},
 	{"closeError", memFaults{closeError: true}, "Close"},
