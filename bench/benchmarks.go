@@ -70,6 +70,7 @@ func RunBenchmarks(b *testing.B, maker HarnessMaker) {
 	b.Run("Add", func(b *testing.B) { benchAdd(b, maker) })
 	b.Run("Has", func(b *testing.B) { benchHas(b, maker) })
 	b.Run("Incr", func(b *testing.B) { benchIncr(b, maker) })
+	b.Run(fmt.Sprintf("HotCounter/goroutines=%d", hotCounterGoroutines), func(b *testing.B) { benchHotCounter(b, maker) })
 	b.Run(fmt.Sprintf("GetMany/n=%d", benchManyKeys), func(b *testing.B) { benchGetMany(b, maker) })
 	b.Run(fmt.Sprintf("SetMany/n=%d", benchManyKeys), func(b *testing.B) { benchSetMany(b, maker) })
 	b.Run(fmt.Sprintf("Clear/n=%d", benchClearN), func(b *testing.B) { benchClear(b, maker) })

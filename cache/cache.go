@@ -80,7 +80,9 @@ type Cache struct {
 	// empty location from one the store hides (see checkHidden).
 	probe  atomic.Pointer[string]
 	flight singleflight.Group
-	closed atomic.Bool
+	// counters queue concurrent Increments of one key (see Increment).
+	counters counters
+	closed   atomic.Bool
 
 	stats  stats
 	tel    *telemetry // nil when no meter or tracer provider was given

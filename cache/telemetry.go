@@ -124,10 +124,11 @@ const (
 	opLock
 	opLockExtend
 	opLockRelease
+	opIncrement
 	numOps
 )
 
-var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release"}
+var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release", "increment"}
 
 // telemetry holds the OpenTelemetry instruments and prepared attribute
 // options, so that recording allocates nothing per call.

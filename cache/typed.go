@@ -279,3 +279,13 @@ func (t *Typed[T]) Lock(ctx context.Context, name string, ttl time.Duration) (*L
 	}
 	return t.c.Lock(ctx, name, ttl)
 }
+
+// Increment adds delta to key's integer value, creating it from initial;
+// see Cache.Increment. The value is stored as base-10 text, which a
+// Typed[int] or Typed[int64] with the JSON codec reads back.
+func (t *Typed[T]) Increment(ctx context.Context, key string, delta, initial int64, ttl time.Duration) (int64, error) {
+	if !t.ok() {
+		return 0, fail("increment", key, errNilCache)
+	}
+	return t.c.Increment(ctx, key, delta, initial, ttl)
+}

@@ -51,6 +51,7 @@ var cacheCases = []driverCase{
 	{"CrossProcessAdd", clauseCacheAdd, caseCacheCrossProcessAdd},
 	{"CrossProcessIncr", clauseIncr, caseCacheCrossProcessIncr},
 	{"Lock", clauseLock, caseCacheLock},
+	{"Increment", clauseIncrement, caseCacheIncrement},
 }
 
 // manualClock is a manual clock for cache expiry tests, safe for concurrent use.

@@ -114,6 +114,7 @@ var brokenDrivers = []struct {
 	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "Replace"},
 	{"replaceIgnoresETag", memFaults{replaceIgnoresETag: true}, "ReplaceRace"},
 	{"racyReplace", memFaults{racyReplace: true}, "Lock"},
+	{"racyReplace", memFaults{racyReplace: true}, "Increment"},
 	{"constantETag", memFaults{constantETag: true}, "Replace"},
 	{"batchAbsentError", memFaults{batchAbsentError: true}, "BatchDelete"},
 	{"closeError", memFaults{closeError: true}, "Close"},
