@@ -265,8 +265,13 @@ func (c *Cache) lookup(ctx context.Context, hit bool) {
 // wrapped (its message unchanged).
 type storageError struct{ err error }
 
-func (e *storageError) Error() string        { return e.err.Error() }
-func (e *storageError) Unwrap() error        { return e.err }
+// Error returns the driver's message unchanged.
+func (e *storageError) Error() string { return e.err.Error() }
+
+// Unwrap returns the driver's error.
+func (e *storageError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrStorage) hold.
 func (e *storageError) Is(target error) bool { return target == ErrStorage }
 
 // storageErr marks err, from a driver call made with ctx, as a storage

@@ -366,6 +366,8 @@ type childOutput struct {
 	done    chan int // rounds reported done, in order
 }
 
+// Write implements io.Writer: it keeps p and passes on each complete
+// round-done line.
 func (o *childOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -391,6 +393,7 @@ func (o *childOutput) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns everything the child wrote.
 func (o *childOutput) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
