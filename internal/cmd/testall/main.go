@@ -134,7 +134,7 @@ func run(args []string) (code int, closing string) {
 		return 2, ""
 	}
 	flags, _, _, _ := splitArgs(args)
-	_, userJSON := flags["json"]
+	direct := runsGoTestDirectly(flags)
 
 	// The fuzz step, before MinIO starts: each fuzz target for fuzztime.
 	var fuzzed []fuzzResult
@@ -163,7 +163,7 @@ func run(args []string) (code int, closing string) {
 	// gotestsum reads go test's events and prints them; with -json the
 	// events themselves are the output.
 	var gotestsum string
-	if !userJSON {
+	if !direct {
 		if gotestsum, err = findOrInstall(ctx, env, tmp, gotestsumTool); err != nil {
 			logf("%v", err)
 			return 1, ""
@@ -200,7 +200,7 @@ func run(args []string) (code int, closing string) {
 
 	targs := testArgs(args, race)
 	var cmd *exec.Cmd
-	if userJSON {
+	if direct {
 		logf("go %s", strings.Join(targs, " "))
 		cmd = exec.CommandContext(ctx, "go", targs...)
 	} else {
@@ -543,6 +543,16 @@ func splitArgs(args []string) (set map[string]string, flags, pkgs, rest []string
 		}
 	}
 	return set, flags, pkgs, rest
+}
+
+// runsGoTestDirectly reports whether go test runs without gotestsum: with
+// -json (the events are the output) and with -bench (gotestsum reports a
+// benchmark's result line as a test of unknown outcome, a failure, and
+// benchstat reads go test's own output).
+func runsGoTestDirectly(flags map[string]string) bool {
+	_, json := flags["json"]
+	_, bench := flags["bench"]
+	return json || bench
 }
 
 // boolFlag reports whether args turn on the bool flag name.

@@ -102,3 +102,21 @@ func TestTail(t *testing.T) {
 		t.Error(diff)
 	}
 }
+
+func TestRunsGoTestDirectly(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"./..."}, false},
+		{[]string{"-run", "X", "./cache/"}, false},
+		{[]string{"-json", "./cache/"}, true},
+		{[]string{"-run", "XXX", "-bench", "Cache/Has", "-benchtime=200x", "./drivers/s3/"}, true},
+		{[]string{"-bench=.", "./bench/"}, true},
+	} {
+		set, _, _, _ := splitArgs(tc.args)
+		if got := runsGoTestDirectly(set); got != tc.want {
+			t.Errorf("runsGoTestDirectly(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
