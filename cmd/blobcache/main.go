@@ -45,6 +45,7 @@ import (
 	"syscall"
 
 	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/driver"
 	_ "github.com/blobcache/blobcache/drivers/all" // every built-in scheme: mem, file, s3, gs, azblob
 )
 
@@ -277,8 +278,6 @@ Flags (before or after the command; flags come before arguments):
   -q         quiet: no progress bars
   -h         show this help; 'blobcache help COMMAND' or
              'blobcache COMMAND -h' shows one command
-
-Commands:
 `
 
 const usageTail = `
@@ -299,6 +298,9 @@ Results go to standard output.
 
 func printUsage(w io.Writer) {
 	io.WriteString(w, usageHead)
+	// The schemes come from the driver registry, not a list kept by hand:
+	// a driver added to drivers/all shows here without an edit.
+	fmt.Fprintf(w, "\nSchemes this binary opens: %s.\n\nCommands:\n", strings.Join(driver.Schemes(), ", "))
 	for _, c := range commands {
 		syn := strings.TrimSpace(c.name + " " + c.args)
 		if len(syn) > 24 {

@@ -146,6 +146,7 @@ func TestHelpDocumentsEverything(t *testing.T) {
 		"-raw", "-seed N", "(default get=90,set=10)", "throughput ratio cache/raw",
 		"-url URL", "-q", "-ttl D", "-yes", "-concurrency N", "-headers", "BLOBCACHE_URL",
 		"Exit status", "like grep", "2  a usage error", "standard error when it is a\nterminal",
+		"Schemes this binary opens: " + strings.Join(driver.Schemes(), ", ") + ".",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("-h does not mention %q", want)
