@@ -70,6 +70,8 @@ type Cache struct {
 	gzip           bool
 	maxValueSize   int64
 	fillTimeout    time.Duration
+	fillLease      time.Duration // 0: fills are shared within this Cache only
+	staleGrace     time.Duration // 0: GetOrSet stores no grace
 	keys           *signingKeys // nil: entries are neither signed nor checked
 	now            func() time.Time
 	desc           string
@@ -80,6 +82,8 @@ type Cache struct {
 	// empty location from one the store hides (see checkHidden).
 	probe  atomic.Pointer[string]
 	flight singleflight.Group
+	// fillCallers counts the callers of each flight (see shareFill).
+	fillCallers fillCallers
 	// counters queue concurrent Increments of one key (see Increment).
 	counters counters
 	closed   atomic.Bool
@@ -126,6 +130,8 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		gzip:           s.gzip,
 		maxValueSize:   s.maxValueSize,
 		fillTimeout:    s.fillTimeout,
+		fillLease:      s.fillLease,
+		staleGrace:     s.staleGrace,
 		now:            s.now,
 		desc:           s.description,
 		counter:        newEntryCounter(s.maxEntries > 0),
@@ -138,6 +144,9 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		return nil, fmt.Errorf("cache.New: telemetry: %w", err)
 	}
 	c.replacer, _ = d.(driver.Replacer)
+	if c.fillLease > 0 && c.replacer == nil {
+		return nil, fmt.Errorf("%w: fill_lease: %w: fill leases need a driver that implements driver.Replacer, and %T does not", ErrInvalidOption, errors.ErrUnsupported, d)
+	}
 	c.batch, _ = d.(driver.BatchDeleter)
 	return c, nil
 }

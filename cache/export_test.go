@@ -17,6 +17,8 @@ type Observed struct {
 	Gzip         bool
 	MaxValueSize int64
 	FillTimeout  time.Duration
+	FillLease    time.Duration
+	StaleGrace   time.Duration
 	SigningKeys  int
 }
 
@@ -32,6 +34,8 @@ func Observe(c *Cache) Observed {
 		Gzip:         c.gzip,
 		MaxValueSize: c.maxValueSize,
 		FillTimeout:  c.fillTimeout,
+		FillLease:    c.fillLease,
+		StaleGrace:   c.staleGrace,
 	}
 	if c.keys != nil {
 		o.SigningKeys = len(c.keys.keys)

@@ -4,14 +4,71 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 )
+
+// FillOption configures one GetOrSet call, overriding the cache's setting.
+type FillOption func(*fillSettings) error
+
+// fillSettings are one GetOrSet call's settings.
+type fillSettings struct {
+	lease time.Duration // 0: the fill is shared within this Cache only
+	grace time.Duration // 0: the stored entry carries no grace
+}
+
+// FillLease sets the fill lease for one GetOrSet call (see WithFillLease):
+// d > 0 makes the call's fill one for the whole fleet, 0 one for this Cache
+// only, whatever the cache's setting. d must not be negative.
+func FillLease(d time.Duration) FillOption {
+	return func(s *fillSettings) error {
+		if d < 0 {
+			return fmt.Errorf("%w: FillLease(%v): want 0 (off) or a positive duration", ErrInvalidArgument, d)
+		}
+		s.lease = d
+		return nil
+	}
+}
+
+// StaleGrace sets the grace period for one GetOrSet call (see
+// WithStaleGrace): the entry it stores may be served stale for d after it
+// expires, and an expired entry it finds within its own grace is returned
+// and refreshed in the background. 0 turns it off for the call. d must not
+// be negative.
+func StaleGrace(d time.Duration) FillOption {
+	return func(s *fillSettings) error {
+		if d < 0 {
+			return fmt.Errorf("%w: StaleGrace(%v): want 0 (off) or a positive duration", ErrInvalidArgument, d)
+		}
+		s.grace = d
+		return nil
+	}
+}
+
+// fillSettings returns the settings of a GetOrSet call: the cache's, then
+// opts in order.
+func (c *Cache) fillSettings(opts []FillOption) (fillSettings, error) {
+	fs := fillSettings{lease: c.fillLease, grace: c.staleGrace}
+	for i, o := range opts {
+		if o == nil {
+			return fillSettings{}, fmt.Errorf("%w: fill option %d of %d is nil", ErrInvalidArgument, i+1, len(opts))
+		}
+		if err := o(&fs); err != nil {
+			return fillSettings{}, err
+		}
+	}
+	if fs.lease > 0 && c.replacer == nil {
+		return fillSettings{}, fmt.Errorf("%w: fill leases need a driver that implements driver.Replacer, and %T does not", errors.ErrUnsupported, c.d)
+	}
+	return fs, nil
+}
 
 // GetOrSet returns key's value; on a miss it calls fill, stores the result
 // with Add semantics and returns the value then stored (another process may
 // have added one first). Within one Cache, concurrent callers for the same key
-// share one fill call and its result. A nil fill is an ErrInvalidArgument
-// error when the key misses.
+// share one fill call and its result (the first caller's options apply to
+// it). A nil fill is an ErrInvalidArgument error when the key misses.
 //
 // The fill, and the reads and the write around it, run under a context of
 // their own: the first caller's values (trace spans, say) without its
@@ -20,11 +77,29 @@ import (
 // context's error, as soon as it ends: the other callers still get the value,
 // and it is stored even when every caller has gone. A fill that panics
 // panics in every caller still waiting for it.
-func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error)) (_ []byte, err error) {
+//
+// With a fill lease (WithFillLease, FillLease), one caller in the whole
+// fleet fills a missing key: the Cache that misses takes a lease on the key
+// (an object of its own, "<location>/fill/<hash>", never an entry) with a
+// create-if-absent write, extends it while the fill runs, and deletes it
+// once the value is stored. Every other Cache that misses the key meanwhile
+// finds the lease taken and waits: it reads the entry and the lease (2
+// requests) after 5 ms, then at intervals growing by half up to 500 ms, with
+// jitter, until the value is there (which it returns), the lease is gone or
+// dead without a value (then it takes the lease and fills: the holder
+// failed or died), the fill timeout passes, or all its callers have left.
+// The fill's holder pays 3 requests more than without a lease (the lease's
+// write, a read of the entry after it, the lease's delete). A holder that
+// dies holds up the key's waiters for at most the lease's duration.
+func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error), opts ...FillOption) (_ []byte, err error) {
 	ctx, cl := c.begin(ctx, opGetOrSet)
 	defer func() { cl.end(ctx, err) }()
-	// Refuse a bad TTL before fill runs, not after.
+	// Refuse a bad TTL or option before fill runs, not after.
 	if _, err := c.expiry(ttl); err != nil {
+		return nil, fail("get_or_set", key, err)
+	}
+	fs, err := c.fillSettings(opts)
+	if err != nil {
 		return nil, fail("get_or_set", key, err)
 	}
 	v, err := c.get(ctx, key)
@@ -40,27 +115,10 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 		if _, v, _, err := c.read(ctx, name); err == nil || !errors.Is(err, ErrMiss) {
 			return v, err
 		}
-		v, err := fill(ctx)
-		if err != nil {
-			return nil, err
+		if fs.lease > 0 {
+			return c.fleetFill(ctx, key, name, ttl, fs, fill)
 		}
-		c.stats.adds.Add(1)
-		added, err := c.add(ctx, key, v, ttl)
-		if err != nil {
-			return nil, err
-		}
-		if added {
-			c.stats.added.Add(1)
-			return v, nil
-		}
-		_, stored, _, err := c.read(ctx, name)
-		switch {
-		case errors.Is(err, ErrMiss):
-			return v, nil // added by another and already gone
-		case err != nil:
-			return nil, err
-		}
-		return stored, nil
+		return c.fillAndAdd(ctx, key, name, ttl, fill)
 	})
 	if err != nil {
 		return nil, fail("get_or_set", key, err)
@@ -68,30 +126,70 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 	return bytes.Clone(res.([]byte)), nil
 }
 
+// fillAndAdd runs fill and adds its value, returning the value then stored.
+func (c *Cache) fillAndAdd(ctx context.Context, key, name string, ttl time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
+	c.stats.fills.Add(1)
+	v, err := fill(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.stats.adds.Add(1)
+	added, err := c.add(ctx, key, v, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if added {
+		c.stats.added.Add(1)
+		return v, nil
+	}
+	_, stored, _, err := c.read(ctx, name)
+	switch {
+	case errors.Is(err, ErrMiss):
+		return v, nil // added by another and already gone
+	case err != nil:
+		return nil, err
+	}
+	return stored, nil
+}
+
+// errCallersGone ends a flight that was only waiting, for callers that
+// have all left.
+var errCallersGone = errors.New("every caller of the fill has left")
+
 // shareFill runs fn once for all concurrent callers with the same flight
 // key, under a context detached from every caller's cancellation (see
 // GetOrSet), and returns its result to each caller, or the caller's own
 // context error as soon as that context ends. A panic in fn is raised again
-// in each caller still waiting.
+// in each caller still waiting. While a caller waits, fillCallers counts it
+// under flightKey, so that a flight only waiting for another process can
+// stop when nobody is left (errCallersGone); a caller still there that gets
+// that error joins a new flight.
 func (c *Cache) shareFill(ctx context.Context, flightKey string, fn func(context.Context) (any, error)) (any, error) {
-	ch := c.flight.DoChan(flightKey, func() (res any, err error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fillTimeout)
-		defer cancel()
-		defer func() {
-			if p := recover(); p != nil {
-				res, err = fillPanic{p}, nil
+	c.fillCallers.join(flightKey)
+	defer c.fillCallers.leave(flightKey)
+	for {
+		ch := c.flight.DoChan(flightKey, func() (res any, err error) {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fillTimeout)
+			defer cancel()
+			defer func() {
+				if p := recover(); p != nil {
+					res, err = fillPanic{p}, nil
+				}
+			}()
+			return fn(fctx)
+		})
+		select {
+		case r := <-ch:
+			if p, ok := r.Val.(fillPanic); ok {
+				panic(p.v)
 			}
-		}()
-		return fn(fctx)
-	})
-	select {
-	case r := <-ch:
-		if p, ok := r.Val.(fillPanic); ok {
-			panic(p.v)
+			if errors.Is(r.Err, errCallersGone) && ctx.Err() == nil {
+				continue
+			}
+			return r.Val, r.Err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		return r.Val, r.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 
@@ -99,3 +197,33 @@ func (c *Cache) shareFill(ctx context.Context, flightKey string, fn func(context
 // a singleflight.DoChan function would crash the process from a goroutine
 // of its own).
 type fillPanic struct{ v any }
+
+// fillCallers counts the callers waiting on each flight key.
+type fillCallers struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *fillCallers) join(k string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = make(map[string]int)
+	}
+	f.n[k]++
+}
+
+func (f *fillCallers) leave(k string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n[k]--; f.n[k] <= 0 {
+		delete(f.n, k)
+	}
+}
+
+// any reports whether a caller waits on k.
+func (f *fillCallers) any(k string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[k] > 0
+}

@@ -81,14 +81,15 @@ func (c *Cache) lockObject(name string) string {
 func (c *Cache) Lock(ctx context.Context, name string, ttl time.Duration) (_ *Lock, err error) {
 	ctx, cl := c.begin(ctx, opLock)
 	defer func() { cl.end(ctx, err) }()
-	l, err := c.lock(ctx, name, ttl)
+	l, err := c.lock(ctx, name, c.lockObject(name), ttl)
 	if err != nil {
 		return nil, fail("lock", name, err)
 	}
 	return l, nil
 }
 
-func (c *Cache) lock(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+// lock takes a lease on name, stored at object (a lock's or a fill's).
+func (c *Cache) lock(ctx context.Context, name, object string, ttl time.Duration) (*Lock, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (c *Cache) lock(ctx context.Context, name string, ttl time.Duration) (*Lock
 	}
 	var b [16]byte
 	rand.Read(b[:])
-	l := &Lock{c: c, name: name, object: c.lockObject(name), token: hex.EncodeToString(b[:])}
+	l := &Lock{c: c, name: name, object: object, token: hex.EncodeToString(b[:])}
 	for attempt := range maxAttempts {
 		if attempt > 0 {
 			c.retried(ctx, opLock, l.object, attempt)

@@ -272,6 +272,8 @@ var cacheOptions = map[string]func(string) (Option, error){
 		}
 		return WithFillTimeout(d), nil
 	},
+	"fill_lease":  func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
+	"stale_grace": func(v string) (Option, error) { return durationOption("stale_grace", v, WithStaleGrace) },
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {
@@ -431,4 +433,14 @@ func parseSize(s string) (int64, error) {
 		return 0, bad
 	}
 	return n * mult, nil
+}
+
+// durationOption parses v, a Go duration of at least 0 ("0" turns the
+// option off), into the option with.
+func durationOption(name, v string, with func(time.Duration) Option) (Option, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return nil, optionError(name, "%s: want 0 (off) or a positive Go duration such as 5s", quoteValue(v))
+	}
+	return with(d), nil
 }

@@ -60,6 +60,8 @@ type settings struct {
 	gzip          bool
 	maxValueSize  int64
 	fillTimeout   time.Duration
+	fillLease     time.Duration
+	staleGrace    time.Duration
 	now           func() time.Time
 	description   string
 
@@ -229,6 +231,44 @@ func WithFillTimeout(d time.Duration) Option {
 			return optionError("fill_timeout", "%v: want a positive duration", d)
 		}
 		s.fillTimeout = d
+		return nil
+	}
+}
+
+// WithFillLease makes GetOrSet fill each key once across the fleet: on a
+// miss, the filling process first takes a lease of duration d on the key in
+// the store (a create-if-absent write), and every other process that misses
+// the key meanwhile waits for the value instead of running its own fill. See
+// GetOrSet for how waiting works and what it costs. d is how soon a holder
+// that died is replaced: a live holder extends its lease while its fill
+// runs, so d need not cover the fill; a few seconds suits most stores. 0
+// (the default) turns it off: fills are shared within one Cache only.
+// FillLease sets it for one call. It needs a driver that implements
+// driver.Replacer (New fails otherwise); d must not be negative.
+func WithFillLease(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return optionError("fill_lease", "%v: want 0 (off) or a positive duration", d)
+		}
+		s.fillLease = d
+		return nil
+	}
+}
+
+// WithStaleGrace makes the entries GetOrSet stores carry a grace period d
+// after their expiry, within which GetOrSet returns the expired value at
+// once and refreshes it in the background (stale-while-revalidate). Get and
+// every other call still treat an expired entry as a miss. Entries with a
+// grace are format version 3, which versions of this package before it read
+// as corrupt: turn it on once every process sharing the store reads it. 0
+// (the default) turns it off; StaleGrace sets it for one call. d must not be
+// negative.
+func WithStaleGrace(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return optionError("stale_grace", "%v: want 0 (off) or a positive duration", d)
+		}
+		s.staleGrace = d
 		return nil
 	}
 }

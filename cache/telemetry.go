@@ -36,6 +36,10 @@ type Stats struct {
 	Expired, Corrupt, Forged int64
 	// Retries counts conditional writes repeated after losing a race.
 	Retries int64
+	// Fills counts GetOrSet fill calls run by this cache. FillWaits counts
+	// the polls of a key another process held the fill lease on
+	// (WithFillLease): each cost two reads.
+	Fills, FillWaits int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).
 	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
@@ -50,6 +54,7 @@ type stats struct {
 	culls, entriesCulled, clears, expired, corrupt, forged, retries  atomic.Int64
 	reads, writes, deleteRequests, batchDeletes, lists               atomic.Int64
 	bytesRead, bytesWritten                                          atomic.Int64
+	fills, fillWaits                                                 atomic.Int64
 }
 
 // Stats returns the cache's counters.
@@ -64,6 +69,7 @@ func (c *Cache) Stats() Stats {
 		Reads: s.reads.Load(), Writes: s.writes.Load(), DeleteRequests: s.deleteRequests.Load(),
 		BatchDeletes: s.batchDeletes.Load(), Lists: s.lists.Load(),
 		BytesRead: s.bytesRead.Load(), BytesWritten: s.bytesWritten.Load(),
+		Fills: s.fills.Load(), FillWaits: s.fillWaits.Load(),
 	}
 }
 

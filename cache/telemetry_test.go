@@ -56,6 +56,7 @@ func TestStatsCountExactly(t *testing.T) {
 		Reads: 13,
 		// Writes: 2 Set + 2 Add attempts + 1 Incr + 1 Touch + 1 GetOrSet add = 7.
 		Writes: 7, DeleteRequests: 1,
+		Fills: 1, // the one GetOrSet miss; no fill lease, so no FillWaits
 	}
 	got.BytesRead, got.BytesWritten = 0, 0
 	if diff := cmp.Diff(want, got); diff != "" {

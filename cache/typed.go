@@ -179,8 +179,9 @@ func (t *Typed[T]) Add(ctx context.Context, key string, v T, ttl time.Duration) 
 // fill timeout). fill runs at most once per call. A nil fill is an
 // ErrInvalidArgument error when fill would be called, and not an error on a
 // hit. A panic of the codec is an error; a panic of fill itself is raised
-// again in every caller waiting for it, as with Cache.GetOrSet.
-func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) (T, error)) (T, error) {
+// again in every caller waiting for it, as with Cache.GetOrSet. opts are
+// Cache.GetOrSet's (a fill lease, a grace period).
+func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) (T, error), opts ...FillOption) (T, error) {
 	var zero T
 	if !t.ok() {
 		return zero, fail("get_or_set", key, errNilCache)
@@ -206,7 +207,7 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 	if fill != nil { // a nil fill stays nil: Cache.GetOrSet refuses it on a miss
 		coreFill = run
 	}
-	data, err := t.c.GetOrSet(ctx, key, ttl, coreFill)
+	data, err := t.c.GetOrSet(ctx, key, ttl, coreFill, opts...)
 	if err != nil {
 		return zero, err
 	}
