@@ -72,7 +72,7 @@ type Cache struct {
 	fillTimeout    time.Duration
 	fillLease      time.Duration // 0: fills are shared within this Cache only
 	staleGrace     time.Duration // 0: GetOrSet stores no grace
-	keys           *signingKeys // nil: entries are neither signed nor checked
+	keys           *signingKeys  // nil: entries are neither signed nor checked
 	now            func() time.Time
 	desc           string
 
