@@ -50,6 +50,7 @@ var cacheCases = []driverCase{
 	{"IncrRace", `cache: Incr is atomic where the driver is a Replacer: no increment of racing callers is lost`, caseCacheIncrRace},
 	{"CrossProcessAdd", clauseCacheAdd, caseCacheCrossProcessAdd},
 	{"CrossProcessIncr", clauseIncr, caseCacheCrossProcessIncr},
+	{"CrossProcessFleetFill", clauseFleetFill, caseCacheCrossProcessFleetFill},
 	{"Lock", clauseLock, caseCacheLock},
 	{"Increment", clauseIncrement, caseCacheIncrement},
 }

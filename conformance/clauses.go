@@ -37,6 +37,7 @@ const (
 	clauseCacheAdd  = `cache (Cache.Add): "The check and the write are one atomic step (a create-if-absent write ...)", over a driver whose WriteOptions.IfAbsent is atomic "also across processes sharing the store"`
 	clauseIncr      = `cache (Cache.Incr): "The update is atomic across processes where the driver implements Replacer"`
 	clauseLock      = `cache (Lock): "a lease on a name, held by at most one caller across every process sharing the store ... Only the holder can extend or release it"`
+	clauseFleetFill = `cache (GetOrSet with a fill lease): "one caller in the whole fleet fills a missing key ... Every other Cache that misses the key meanwhile ... waits ... until the value is there (which it returns)"`
 	clauseIncrement = `cache (Increment): "a key with no live entry is created holding initial+delta ... Each caller still gets its own result ... (distinct results, none lost, none doubled) ... Across processes the update is atomic where the driver implements Replacer"`
 	clauseClear     = `cache: "Clear deletes every entry under the cache's location", over a driver whose page tokens keep ListOptions.PageToken`
 	clauseOldest    = `cull.Oldest: "choosing those with the oldest modification time first", over a driver whose ModTime keeps Attributes.ModTime`

@@ -30,6 +30,7 @@ func TestCrossProcessCatchesProcessLocalLocks(t *testing.T) {
 		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessIfAbsent", clauseIfAbsentRace, "IfAbsentRace"},
 		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessAdd", clauseCacheAdd, "AddRace"},
 		{"processLocalReplace", dirFaults{processLocalReplace: true}, "CrossProcessReplace", clauseReplaceRace, "ReplaceRace"},
+		{"processLocalIfAbsent", dirFaults{processLocalIfAbsent: true}, "CrossProcessFleetFill", clauseFleetFill, "IfAbsentRace"},
 	} {
 		t.Run(tc.fault+"/"+tc.caseName, func(t *testing.T) {
 			faulty := dirFaultsMaker(tc.faults)
