@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,4 +315,40 @@ func TestFillLeaseArguments(t *testing.T) {
 	if s := l.Stats(); s.Writes != 1 || s.DeleteRequests != 0 {
 		t.Errorf("GetOrSet(FillLease(0)) made %d writes and %d deletes, want 1 and 0 (no lease)", s.Writes, s.DeleteRequests)
 	}
+}
+
+// With a fill lease, caches in different processes that miss one key at
+// once run its fill once between them: here two caches over one store
+// stand for two processes.
+func ExampleWithFillLease() {
+	ctx := context.Background()
+	var caches []*cache.Cache
+	for range 2 {
+		c, err := cache.Open(ctx, "mem://example-fleet?location=app&fill_lease=5s")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close()
+		caches = append(caches, c)
+	}
+	var fills atomic.Int64
+	render := func(context.Context) ([]byte, error) {
+		fills.Add(1)
+		time.Sleep(20 * time.Millisecond) // the expensive part
+		return []byte("<html>...</html>"), nil
+	}
+	var wg sync.WaitGroup
+	for _, c := range caches {
+		for range 4 {
+			wg.Go(func() {
+				if _, err := c.GetOrSet(ctx, "page", time.Minute, render); err != nil {
+					log.Fatal(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	fmt.Println("fills:", fills.Load())
+	// Output:
+	// fills: 1
 }
