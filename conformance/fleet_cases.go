@@ -33,7 +33,8 @@ type fleetRound struct {
 	Mixed string        `json:"mixed,omitempty"`
 	First time.Duration `json:"first"` // round start to the first goroutine's value
 	Last  time.Duration `json:"last"`  // to the last one's
-	// Requests this process made in the round, and its polls of a held key.
+	// Requests this process made in the round beyond its goroutines' first
+	// Gets (one each), and its polls of a held key.
 	Requests, Waits int64
 }
 
@@ -82,7 +83,7 @@ func init() {
 			after := c.Stats()
 			slices.Sort(took)
 			fr := fleetRound{Fills: int(fills.Load()), First: took[0], Last: took[len(took)-1],
-				Requests: after.Reads + after.Writes + after.DeleteRequests - before.Reads - before.Writes - before.DeleteRequests,
+				Requests: after.Reads + after.Writes + after.DeleteRequests - before.Reads - before.Writes - before.DeleteRequests - fleetGoroutines,
 				Waits:    after.FillWaits - before.FillWaits}
 			for v := range values {
 				fr.Value = v
@@ -172,7 +173,7 @@ func caseCacheCrossProcessFleetFill(e *env) {
 // fleetSummary describes the rounds of parity p (0: with the lease): fills
 // per round, time to the first and to the last caller's value (medians over
 // rounds), and requests per round by the filling and by the waiting
-// processes.
+// processes, beyond each goroutine's first Get.
 func fleetSummary(label string, rounds [][]fleetRound, p int) string {
 	var fills []int
 	var first, last []time.Duration
@@ -205,7 +206,7 @@ func fleetSummary(label string, rounds [][]fleetRound, p int) string {
 	slices.Sort(fills)
 	slices.Sort(first)
 	slices.Sort(last)
-	return fmt.Sprintf("  %s: fills per round %d (median; %d to %d) over %d rounds; first value after %v, last after %v (medians); requests per round: %s by a filling process, %s by a waiting one (%s polls)",
+	return fmt.Sprintf("  %s: fills per round %d (median; %d to %d) over %d rounds; first value after %v, last after %v (medians); requests per round beyond the %d first Gets: %s by a filling process, %s by a waiting one (%s polls)",
 		label, fills[len(fills)/2], fills[0], fills[len(fills)-1], len(fills),
-		first[len(first)/2].Round(100*time.Microsecond), last[len(last)/2].Round(100*time.Microsecond), med(fillerReq), med(waiterReq), med(waits))
+		first[len(first)/2].Round(100*time.Microsecond), last[len(last)/2].Round(100*time.Microsecond), fleetGoroutines, med(fillerReq), med(waiterReq), med(waits))
 }
