@@ -71,7 +71,6 @@ type Cache struct {
 	maxValueSize   int64
 	fillTimeout    time.Duration
 	fillLease      time.Duration // 0: fills are shared within this Cache only
-	staleGrace     time.Duration // 0: GetOrSet stores no grace
 	keys           *signingKeys  // nil: entries are neither signed nor checked
 	now            func() time.Time
 	desc           string
@@ -131,7 +130,6 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		maxValueSize:   s.maxValueSize,
 		fillTimeout:    s.fillTimeout,
 		fillLease:      s.fillLease,
-		staleGrace:     s.staleGrace,
 		now:            s.now,
 		desc:           s.description,
 		counter:        newEntryCounter(s.maxEntries > 0),

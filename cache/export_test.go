@@ -18,7 +18,6 @@ type Observed struct {
 	MaxValueSize int64
 	FillTimeout  time.Duration
 	FillLease    time.Duration
-	StaleGrace   time.Duration
 	SigningKeys  int
 }
 
@@ -35,7 +34,6 @@ func Observe(c *Cache) Observed {
 		MaxValueSize: c.maxValueSize,
 		FillTimeout:  c.fillTimeout,
 		FillLease:    c.fillLease,
-		StaleGrace:   c.staleGrace,
 	}
 	if c.keys != nil {
 		o.SigningKeys = len(c.keys.keys)

@@ -15,7 +15,6 @@ type FillOption func(*fillSettings) error
 // fillSettings are one GetOrSet call's settings.
 type fillSettings struct {
 	lease time.Duration // 0: the fill is shared within this Cache only
-	grace time.Duration // 0: the stored entry carries no grace
 }
 
 // FillLease sets the fill lease for one GetOrSet call (see WithFillLease):
@@ -31,25 +30,10 @@ func FillLease(d time.Duration) FillOption {
 	}
 }
 
-// StaleGrace sets the grace period for one GetOrSet call (see
-// WithStaleGrace): the entry it stores may be served stale for d after it
-// expires, and an expired entry it finds within its own grace is returned
-// and refreshed in the background. 0 turns it off for the call. d must not
-// be negative.
-func StaleGrace(d time.Duration) FillOption {
-	return func(s *fillSettings) error {
-		if d < 0 {
-			return fmt.Errorf("%w: StaleGrace(%v): want 0 (off) or a positive duration", ErrInvalidArgument, d)
-		}
-		s.grace = d
-		return nil
-	}
-}
-
 // fillSettings returns the settings of a GetOrSet call: the cache's, then
 // opts in order.
 func (c *Cache) fillSettings(opts []FillOption) (fillSettings, error) {
-	fs := fillSettings{lease: c.fillLease, grace: c.staleGrace}
+	fs := fillSettings{lease: c.fillLease}
 	for i, o := range opts {
 		if o == nil {
 			return fillSettings{}, fmt.Errorf("%w: fill option %d of %d is nil", ErrInvalidArgument, i+1, len(opts))

@@ -302,7 +302,7 @@ func TestFillLeaseArguments(t *testing.T) {
 	if _, err := c.GetOrSet(ctx, "k", time.Hour, fillWith("v"), cache.FillLease(time.Second)); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("GetOrSet(FillLease) without a Replacer = %v, want ErrUnsupported", err)
 	}
-	for _, o := range []cache.FillOption{nil, cache.FillLease(-1), cache.StaleGrace(-1)} {
+	for _, o := range []cache.FillOption{nil, cache.FillLease(-1)} {
 		if _, err := c.GetOrSet(ctx, "k", time.Hour, fillWith("v"), o); !errors.Is(err, cache.ErrInvalidArgument) {
 			t.Errorf("GetOrSet with a bad fill option = %v, want ErrInvalidArgument", err)
 		}

@@ -307,7 +307,7 @@ func FuzzWithLocation(f *testing.F) {
 // the package so that the oracle does not share its tables.
 var fuzzCacheOptions = map[string]bool{"location": true, "max_entries": true, "cull_frequency": true, "cull_policy": true,
 	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true,
-	"fill_timeout": true, "fill_lease": true, "stale_grace": true}
+	"fill_timeout": true, "fill_lease": true}
 
 // oracleQuery reads a raw query the strict way, independently of the
 // package: pairs split on '&', each name=value with valid escapes, a
@@ -415,14 +415,10 @@ func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
 			d, err := time.ParseDuration(v)
 			ok = ok && err == nil && d > 0
 			want.FillTimeout = d
-		case "fill_lease", "stale_grace":
+		case "fill_lease":
 			d, err := time.ParseDuration(v)
 			ok = ok && err == nil && d >= 0
-			if name == "fill_lease" {
-				want.FillLease = d
-			} else {
-				want.StaleGrace = d
-			}
+			want.FillLease = d
 		}
 	}
 	want.Policy = fmt.Sprintf("frequency(%d)", freq)

@@ -272,8 +272,7 @@ var cacheOptions = map[string]func(string) (Option, error){
 		}
 		return WithFillTimeout(d), nil
 	},
-	"fill_lease":  func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
-	"stale_grace": func(v string) (Option, error) { return durationOption("stale_grace", v, WithStaleGrace) },
+	"fill_lease": func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {

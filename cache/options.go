@@ -61,7 +61,6 @@ type settings struct {
 	maxValueSize  int64
 	fillTimeout   time.Duration
 	fillLease     time.Duration
-	staleGrace    time.Duration
 	now           func() time.Time
 	description   string
 
@@ -251,24 +250,6 @@ func WithFillLease(d time.Duration) Option {
 			return optionError("fill_lease", "%v: want 0 (off) or a positive duration", d)
 		}
 		s.fillLease = d
-		return nil
-	}
-}
-
-// WithStaleGrace makes the entries GetOrSet stores carry a grace period d
-// after their expiry, within which GetOrSet returns the expired value at
-// once and refreshes it in the background (stale-while-revalidate). Get and
-// every other call still treat an expired entry as a miss. Entries with a
-// grace are format version 3, which versions of this package before it read
-// as corrupt: turn it on once every process sharing the store reads it. 0
-// (the default) turns it off; StaleGrace sets it for one call. d must not be
-// negative.
-func WithStaleGrace(d time.Duration) Option {
-	return func(s *settings) error {
-		if d < 0 {
-			return optionError("stale_grace", "%v: want 0 (off) or a positive duration", d)
-		}
-		s.staleGrace = d
 		return nil
 	}
 }

@@ -180,7 +180,7 @@ func (t *Typed[T]) Add(ctx context.Context, key string, v T, ttl time.Duration) 
 // ErrInvalidArgument error when fill would be called, and not an error on a
 // hit. A panic of the codec is an error; a panic of fill itself is raised
 // again in every caller waiting for it, as with Cache.GetOrSet. opts are
-// Cache.GetOrSet's (a fill lease, a grace period).
+// Cache.GetOrSet's (a fill lease).
 func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) (T, error), opts ...FillOption) (T, error) {
 	var zero T
 	if !t.ok() {
