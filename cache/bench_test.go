@@ -59,7 +59,7 @@ func newNullCache(tb testing.TB, value []byte, opts ...Option) (*Cache, *nullDri
 		tb.Fatal(err)
 	}
 	if value != nil {
-		e, err := encodeEntry(value, 0, c.gzip, "", nil)
+		e, err := encodeEntry(value, 0, 0, c.gzip, "", nil)
 		if err != nil {
 			tb.Fatal(err)
 		}

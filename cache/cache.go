@@ -71,6 +71,7 @@ type Cache struct {
 	maxValueSize   int64
 	fillTimeout    time.Duration
 	fillLease      time.Duration // 0: fills are shared within this Cache only
+	staleGrace     time.Duration // grace period of the entries written; 0: none
 	keys           *signingKeys  // nil: entries are neither signed nor checked
 	now            func() time.Time
 	desc           string
@@ -86,6 +87,9 @@ type Cache struct {
 	// counters queue concurrent Increments of one key (see Increment).
 	counters counters
 	closed   atomic.Bool
+	// closing ends when Close is called: background refreshes stop then.
+	closing     context.Context
+	stopClosing context.CancelFunc
 
 	stats  stats
 	tel    *telemetry // nil when no meter or tracer provider was given
@@ -130,6 +134,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		maxValueSize:   s.maxValueSize,
 		fillTimeout:    s.fillTimeout,
 		fillLease:      s.fillLease,
+		staleGrace:     s.staleGrace,
 		now:            s.now,
 		desc:           s.description,
 		counter:        newEntryCounter(s.maxEntries > 0),
@@ -146,6 +151,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		return nil, fmt.Errorf("%w: fill_lease: %w: fill leases need a driver that implements driver.Replacer, and %T does not", ErrInvalidOption, errors.ErrUnsupported, d)
 	}
 	c.batch, _ = d.(driver.BatchDeleter)
+	c.closing, c.stopClosing = context.WithCancel(context.Background())
 	return c, nil
 }
 
@@ -184,6 +190,7 @@ func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
+	c.stopClosing()
 	return c.d.Close()
 }
 

@@ -181,14 +181,20 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 			if err := c.cullIfFull(ctx); err != nil {
 				return 0, err
 			}
-			err = c.write(ctx, k.name, strconv.AppendInt(buf[:0], sum, 10), exp, &driver.WriteOptions{IfAbsent: true})
+			value := strconv.AppendInt(buf[:0], sum, 10)
+			if errors.Is(err, errStale) {
+				// A stale entry (WithStaleGrace) is in the way: over it.
+				err = c.replace(ctx, k.name, value, exp, 0, attrs.ETag)
+			} else {
+				err = c.write(ctx, k.name, value, exp, 0, &driver.WriteOptions{IfAbsent: true})
+			}
 			if err == nil {
 				return k.initial, nil
 			}
-			if !errors.Is(err, driver.ErrPreconditionFailed) {
+			if !errors.Is(err, driver.ErrPreconditionFailed) && !errors.Is(err, driver.ErrNotFound) {
 				return 0, err
 			}
-			continue // created meanwhile: add to it
+			continue // created or changed meanwhile: add to it
 		}
 		if err != nil {
 			return 0, err
@@ -201,7 +207,7 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 		if err != nil {
 			return 0, err
 		}
-		err = c.replace(ctx, k.name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, attrs.ETag)
+		err = c.replace(ctx, k.name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, h.grace, attrs.ETag)
 		switch {
 		case err == nil:
 			return n, nil

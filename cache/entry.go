@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 )
@@ -17,13 +18,19 @@ import (
 //
 //	offset size field
 //	0      4    magic "BCE1"
-//	4      1    format version: 1 unsigned, 2 signed
+//	4      1    format version: 1 unsigned, 2 signed, 3 with a grace
+//	            period (signed or not)
 //	5      1    flags: bit 0 = value is gzip-compressed, bit 1 = signed;
 //	            other bits must be 0
-//	6      2    header length in bytes: 16, or 48 when signed
+//	6      2    header length in bytes: 16 (version 1), 48 (version 2),
+//	            24 or 56 when signed (version 3)
 //	8      8    expiry, Unix time in nanoseconds; 0 = never expires
-//	16     32   (signed only) HMAC-SHA256 over the object name, a zero byte
-//	            and every stored byte of the object except these 32
+//	16     8    (version 3 only) grace period in nanoseconds, at least 1:
+//	            how long after its expiry the stale value may still be
+//	            served by GetOrSet while it is refreshed (WithStaleGrace)
+//	16|24  32   (signed only) HMAC-SHA256 over the object name, a zero byte
+//	            and every stored byte of the object except these 32; at
+//	            offset 24 in version 3, 16 otherwise
 //
 // framed in one of two ways:
 //
@@ -38,7 +45,12 @@ import (
 // unsigned (an old signed version 1 entry, whose MAC covered the
 // uncompressed value, is refused), version 2 entries are signed and their MAC
 // covers the stored bytes, so a reader checks it before it decompresses
-// anything. A reader refuses an entry whose magic, version, flags, header
+// anything. Version 3 adds the grace field and is written only for an entry
+// that has one (an entry without a grace period is version 1 or 2, as
+// before, so readers that predate version 3 read it); the signed flag says
+// whether it carries a MAC, which covers the stored bytes as in version 2.
+// Each entry has one encoding: a version 3 entry must have an expiry and a
+// grace period of at least 1 ns. A reader refuses an entry whose magic, version, flags, header
 // length or framing it does not know; such an entry is a miss and is
 // deleted.
 //
@@ -53,9 +65,12 @@ const (
 	entryMagic      = "BCE1"
 	entryVersion    = 1 // unsigned entries
 	signedVersion   = 2 // signed entries: the MAC covers the stored bytes
+	graceVersion    = 3 // entries with a grace period, signed or not
 	baseHeaderLen   = 16
+	graceLen        = 8
 	macLen          = sha256.Size
 	signedHeaderLen = baseHeaderLen + macLen
+	maxHeaderLen    = baseHeaderLen + graceLen + macLen
 	flagGzip        = 1 << 0
 	flagSigned      = 1 << 1
 	knownEntryFlags = flagGzip | flagSigned
@@ -65,8 +80,8 @@ const (
 	// length (4).
 	gzipHeaderOffset = 16
 	// headerReadLen is how many bytes a header-only read fetches: enough for
-	// either framing, signed or not.
-	headerReadLen = gzipHeaderOffset + signedHeaderLen
+	// either framing, signed or not, with a grace period or not.
+	headerReadLen = gzipHeaderOffset + maxHeaderLen
 )
 
 var (
@@ -81,30 +96,69 @@ var (
 type header struct {
 	flags  byte
 	expiry int64 // Unix nanoseconds; 0 = never
+	grace  int64 // nanoseconds after expiry the value may be served stale; 0 = none
 	mac    [macLen]byte
 }
 
+// expired reports whether the entry is past its expiry (it may still be
+// within its grace period: see stale).
 func (h header) expired(now time.Time) bool {
 	return h.expiry != 0 && now.UnixNano() >= h.expiry
 }
 
-func (h header) len() int {
-	if h.flags&flagSigned != 0 {
-		return signedHeaderLen
+// staleUntil is when the entry's grace period ends (its expiry when it has
+// none), saturating at the largest time.
+func (h header) staleUntil() int64 {
+	if h.grace > math.MaxInt64-h.expiry {
+		return math.MaxInt64
+	}
+	return h.expiry + h.grace
+}
+
+// dead reports whether the entry is past its expiry and its grace period:
+// nothing may serve it any more, and a reader deletes it.
+func (h header) dead(now time.Time) bool {
+	return h.expiry != 0 && now.UnixNano() >= h.staleUntil()
+}
+
+// stale reports whether the entry is expired but within its grace period.
+func (h header) stale(now time.Time) bool { return h.expired(now) && !h.dead(now) }
+
+func (h header) version() byte {
+	switch {
+	case h.grace != 0:
+		return graceVersion
+	case h.flags&flagSigned != 0:
+		return signedVersion
+	}
+	return entryVersion
+}
+
+// macStart is where the MAC field starts within the header.
+func (h header) macStart() int {
+	if h.grace != 0 {
+		return baseHeaderLen + graceLen
 	}
 	return baseHeaderLen
+}
+
+func (h header) len() int {
+	n := h.macStart()
+	if h.flags&flagSigned != 0 {
+		n += macLen
+	}
+	return n
 }
 
 // appendHeader appends the encoded header to dst.
 func appendHeader(dst []byte, h header) []byte {
 	dst = append(dst, entryMagic...)
-	version := byte(entryVersion)
-	if h.flags&flagSigned != 0 {
-		version = signedVersion
-	}
-	dst = append(dst, version, h.flags)
+	dst = append(dst, h.version(), h.flags)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(h.len()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.expiry))
+	if h.grace != 0 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(h.grace))
+	}
 	if h.flags&flagSigned != 0 {
 		dst = append(dst, h.mac[:]...)
 	}
@@ -119,15 +173,31 @@ func parseHeader(b []byte) (header, error) {
 	if string(b[:4]) != entryMagic {
 		return header{}, fmt.Errorf("%w: bad magic %q", errCorrupt, b[:4])
 	}
-	if b[4] != entryVersion && b[4] != signedVersion {
-		return header{}, fmt.Errorf("%w: unknown format version %d", errCorrupt, b[4])
+	version := b[4]
+	if version != entryVersion && version != signedVersion && version != graceVersion {
+		return header{}, fmt.Errorf("%w: unknown format version %d", errCorrupt, version)
 	}
 	h := header{flags: b[5], expiry: int64(binary.BigEndian.Uint64(b[8:16]))}
 	if h.flags&^knownEntryFlags != 0 {
 		return header{}, fmt.Errorf("%w: unknown flags %#x", errCorrupt, h.flags)
 	}
-	if signed := h.flags&flagSigned != 0; signed != (b[4] == signedVersion) {
-		return header{}, fmt.Errorf("%w: format version %d with signed flag %v (signed entries are version %d)", errCorrupt, b[4], signed, signedVersion)
+	if signed := h.flags&flagSigned != 0; version != graceVersion && signed != (version == signedVersion) {
+		return header{}, fmt.Errorf("%w: format version %d with signed flag %v (signed entries are version %d or %d)", errCorrupt, version, signed, signedVersion, graceVersion)
+	}
+	if h.expiry < 0 {
+		return header{}, fmt.Errorf("%w: negative expiry", errCorrupt)
+	}
+	if version == graceVersion {
+		if len(b) < baseHeaderLen+graceLen {
+			return header{}, fmt.Errorf("%w: %d bytes, shorter than a version %d header", errCorrupt, len(b), graceVersion)
+		}
+		h.grace = int64(binary.BigEndian.Uint64(b[baseHeaderLen:]))
+		switch {
+		case h.grace <= 0:
+			return header{}, fmt.Errorf("%w: version %d entry with grace period %d (want at least 1 ns; no grace is version 1 or 2)", errCorrupt, graceVersion, h.grace)
+		case h.expiry == 0:
+			return header{}, fmt.Errorf("%w: grace period on an entry that never expires", errCorrupt)
+		}
 	}
 	if n := int(binary.BigEndian.Uint16(b[6:8])); n != h.len() {
 		return header{}, fmt.Errorf("%w: header length %d, want %d", errCorrupt, n, h.len())
@@ -135,10 +205,7 @@ func parseHeader(b []byte) (header, error) {
 	if len(b) < h.len() {
 		return header{}, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", errCorrupt, len(b), h.len())
 	}
-	if h.expiry < 0 {
-		return header{}, fmt.Errorf("%w: negative expiry", errCorrupt)
-	}
-	copy(h.mac[:], b[baseHeaderLen:h.len()])
+	copy(h.mac[:], b[h.macStart():h.len()])
 	return h, nil
 }
 
@@ -205,9 +272,9 @@ func decodeEntry(b []byte, name string, keys *signingKeys, maxValue int64) (head
 // its stored bytes.
 func macOffset(h header) int {
 	if h.flags&flagGzip != 0 {
-		return gzipHeaderOffset + baseHeaderLen
+		return gzipHeaderOffset + h.macStart()
 	}
-	return baseHeaderLen
+	return h.macStart()
 }
 
 // signingKeys sign entries with the first key and accept any of them.
@@ -262,7 +329,7 @@ func (k *signingKeys) checkSigned(h header) error {
 // compressed as it is read, a chunk at a time, so that no buffer of the
 // compressed entry's size is ever allocated.
 type encodedEntry struct {
-	headBuf [signedHeaderLen]byte
+	headBuf [maxHeaderLen]byte
 	// head and body are what remains to be read of a plain entry; for a gzip
 	// entry body is the part of the value not yet compressed.
 	head, body []byte
@@ -270,11 +337,11 @@ type encodedEntry struct {
 	written int64
 
 	gz       bool
-	extraBuf [4 + signedHeaderLen]byte // the gzip header's FEXTRA
-	zw       *gzip.Writer              // pooled; compresses into out
-	out      *bytes.Buffer             // pooled; compressed bytes not yet read
-	done     bool                      // the gzip stream is complete
-	err      error                     // a compression error, returned by every later read
+	extraBuf [4 + maxHeaderLen]byte // the gzip header's FEXTRA
+	zw       *gzip.Writer           // pooled; compresses into out
+	out      *bytes.Buffer          // pooled; compressed bytes not yet read
+	done     bool                   // the gzip stream is complete
+	err      error                  // a compression error, returned by every later read
 }
 
 // gzipChunk is how much of the value is compressed at a time.
@@ -397,12 +464,19 @@ func (e *encodedEntry) release() {
 	e.out = nil
 }
 
-// encodeEntry builds the entry for value with the given expiry, to be stored
-// under name, signed with the first key when keys is not nil. Compression, if
-// any, happens as the entry is read; the error is for future formats.
-func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *signingKeys) (*encodedEntry, error) {
+// encodeEntry builds the entry for value with the given expiry and grace
+// period (nanoseconds; ignored when expiry is 0), to be stored under name,
+// signed with the first key when keys is not nil. Compression, if any,
+// happens as the entry is read.
+func encodeEntry(value []byte, expiry, grace int64, compress bool, name string, keys *signingKeys) (*encodedEntry, error) {
+	if grace < 0 {
+		return nil, fmt.Errorf("%w: negative grace period %d", ErrInvalidArgument, grace)
+	}
 	e := &encodedEntry{body: value}
 	h := header{expiry: expiry}
+	if expiry != 0 {
+		h.grace = grace
+	}
 	if compress {
 		h.flags |= flagGzip
 	}
@@ -412,8 +486,8 @@ func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *s
 	if !compress {
 		e.head = appendHeader(e.headBuf[:0], h) // the MAC field still zero
 		if keys != nil {
-			mac := entryMAC(keys.keys[0], name, e.head[:baseHeaderLen], value)
-			copy(e.head[baseHeaderLen:], mac[:])
+			mac := entryMAC(keys.keys[0], name, e.head[:h.macStart()], value)
+			copy(e.head[h.macStart():], mac[:])
 		}
 		return e, nil
 	}
@@ -436,7 +510,7 @@ func encodeEntry(value []byte, expiry int64, compress bool, name string, keys *s
 			}
 		}
 		b := e.out.Bytes()
-		off := gzipHeaderOffset + baseHeaderLen
+		off := macOffset(h)
 		mac := entryMAC(keys.keys[0], name, b[:off], b[off+macLen:])
 		copy(b[off:], mac[:])
 	}
@@ -546,6 +620,9 @@ type EntryInfo struct {
 	Gzip bool
 	// Signed is whether the entry carries a MAC (WithSigningKeys).
 	Signed bool
+	// Grace is how long after Expiry GetOrSet may serve the entry stale
+	// while it refreshes it (WithStaleGrace); 0 means not at all.
+	Grace time.Duration
 }
 
 // InspectEntry decodes the header of a stored entry from its first bytes (at
@@ -556,7 +633,7 @@ func InspectEntry(b []byte) (EntryInfo, error) {
 	if err != nil {
 		return EntryInfo{}, err
 	}
-	info := EntryInfo{Gzip: h.flags&flagGzip != 0, Signed: h.flags&flagSigned != 0}
+	info := EntryInfo{Gzip: h.flags&flagGzip != 0, Signed: h.flags&flagSigned != 0, Grace: time.Duration(h.grace)}
 	if h.expiry != 0 {
 		info.Expiry = time.Unix(0, h.expiry)
 	}

@@ -105,6 +105,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeAll(f, []byte("v"), 0, false))
 	f.Add(encodeAll(f, []byte("compressed value"), 42, true))
 	f.Add([]byte("BCE1"))
+	f.Add(encodeGrace(f, []byte("stale-able"), 42, 7, false, nil))
+	f.Add(encodeGrace(f, []byte("stale-able compressed"), 42, 1<<62, true, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, v, err := decodeEntry(b, "", nil, DefaultMaxValueSize)
 		if err != nil {
@@ -114,9 +116,9 @@ func FuzzDecodeEntry(f *testing.F) {
 			return
 		}
 		// Whatever decodes re-encodes to an entry that decodes the same.
-		again := encodeAll(t, v, h.expiry, h.flags&flagGzip != 0)
+		again := encodeGrace(t, v, h.expiry, h.grace, h.flags&flagGzip != 0, nil)
 		h2, v2, err := decodeEntry(again, "", nil, DefaultMaxValueSize)
-		if err != nil || !bytes.Equal(v, v2) || h2.expiry != h.expiry {
+		if err != nil || !bytes.Equal(v, v2) || h2.expiry != h.expiry || h2.grace != h.grace {
 			t.Fatalf("re-encode mismatch: %v", err)
 		}
 	})
@@ -161,7 +163,13 @@ func TestInspectEntry(t *testing.T) {
 
 func encodeAllSigned(t testing.TB, value []byte, expiry int64, compress bool, keys *signingKeys) []byte {
 	t.Helper()
-	e, err := encodeEntry(value, expiry, compress, "name", keys)
+	return encodeGrace(t, value, expiry, 0, compress, keys)
+}
+
+// encodeGrace encodes an entry with a grace period, under the name "name".
+func encodeGrace(t testing.TB, value []byte, expiry, grace int64, compress bool, keys *signingKeys) []byte {
+	t.Helper()
+	e, err := encodeEntry(value, expiry, grace, compress, "name", keys)
 	if err != nil {
 		t.Fatal(err)
 	}

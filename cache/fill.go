@@ -15,6 +15,7 @@ type FillOption func(*fillSettings) error
 // fillSettings are one GetOrSet call's settings.
 type fillSettings struct {
 	lease time.Duration // 0: the fill is shared within this Cache only
+	grace time.Duration // the grace period of the entry the fill stores
 }
 
 // FillLease sets the fill lease for one GetOrSet call (see WithFillLease):
@@ -22,10 +23,24 @@ type fillSettings struct {
 // only, whatever the cache's setting. d must not be negative.
 func FillLease(d time.Duration) FillOption {
 	return func(s *fillSettings) error {
-		if d < 0 {
-			return fmt.Errorf("%w: FillLease(%v): want 0 (off) or a positive duration", ErrInvalidArgument, d)
+		if d != 0 && d < MinFillLease {
+			return fmt.Errorf("%w: FillLease(%v): want 0 (off) or at least %v", ErrInvalidArgument, d, MinFillLease)
 		}
 		s.lease = d
+		return nil
+	}
+}
+
+// StaleGrace sets the grace period of the entry one GetOrSet call stores
+// (see WithStaleGrace), whatever the cache's setting: 0 for none. It does
+// not change whether the call serves a stale entry: that is up to the grace
+// period the entry was stored with. d must not be negative.
+func StaleGrace(d time.Duration) FillOption {
+	return func(s *fillSettings) error {
+		if d < 0 {
+			return fmt.Errorf("%w: StaleGrace(%v): want 0 (none) or a positive duration", ErrInvalidArgument, d)
+		}
+		s.grace = d
 		return nil
 	}
 }
@@ -33,7 +48,7 @@ func FillLease(d time.Duration) FillOption {
 // fillSettings returns the settings of a GetOrSet call: the cache's, then
 // opts in order.
 func (c *Cache) fillSettings(opts []FillOption) (fillSettings, error) {
-	fs := fillSettings{lease: c.fillLease}
+	fs := fillSettings{lease: c.fillLease, grace: c.staleGrace}
 	for i, o := range opts {
 		if o == nil {
 			return fillSettings{}, fmt.Errorf("%w: fill option %d of %d is nil", ErrInvalidArgument, i+1, len(opts))
@@ -75,6 +90,20 @@ func (c *Cache) fillSettings(opts []FillOption) (fillSettings, error) {
 // The fill's holder pays 3 requests more than without a lease (the lease's
 // write, a read of the entry after it, the lease's delete). A holder that
 // dies holds up the key's waiters for at most the lease's duration.
+//
+// An entry past its expiry but within its grace period (WithStaleGrace,
+// StaleGrace) is stale: GetOrSet returns its value at once, counted as a
+// hit and in Stats.Stale, and refreshes it in the background: one refresh
+// per key at a time in this Cache, and, with a fill lease, one in the whole
+// fleet (a Cache that finds the key's lease taken leaves the refresh to its
+// holder). The refresh runs fill under a context like the one above (ending
+// after the fill timeout, or when the Cache is closed) and stores the value
+// with a replace-if-unchanged write over the stale entry, so a value stored
+// meanwhile by anyone else is kept; it costs that write (and, with a lease,
+// the lease's write, a read and the lease's delete). A refresh that fails
+// is logged (WithLogger) and the stale value is served, and a refresh tried
+// again on the next call, until the grace period ends; a fill that panics
+// in a refresh is recovered and logged with its stack.
 func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fill func(context.Context) ([]byte, error), opts ...FillOption) (_ []byte, err error) {
 	ctx, cl := c.begin(ctx, opGetOrSet)
 	defer func() { cl.end(ctx, err) }()
@@ -86,14 +115,30 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 	if err != nil {
 		return nil, fail("get_or_set", key, err)
 	}
-	v, err := c.get(ctx, key)
-	if err == nil || !errors.Is(err, ErrMiss) {
-		return v, err
+	if err := c.check(ctx); err != nil {
+		return nil, fail("get_or_set", key, err)
 	}
+	name := c.objectName(key)
+	_, v, attrs, err := c.read(ctx, name)
+	switch {
+	case err == nil:
+		c.lookup(ctx, true)
+		return v, nil
+	case errors.Is(err, errStale):
+		if fill == nil {
+			return nil, fail("get_or_set", key, errNilFill)
+		}
+		c.lookup(ctx, true)
+		c.stats.stale.Add(1)
+		c.refresh(ctx, key, name, ttl, fs, fill, attrs.ETag)
+		return v, nil
+	case !errors.Is(err, ErrMiss):
+		return nil, fail("get_or_set", key, err)
+	}
+	c.lookup(ctx, false)
 	if fill == nil { // only an error when it would be called
 		return nil, fail("get_or_set", key, errNilFill)
 	}
-	name := c.objectName(key)
 	res, err := c.shareFill(ctx, name, func(ctx context.Context) (any, error) {
 		// A caller that just finished a fill may have stored the value.
 		if _, v, _, err := c.read(ctx, name); err == nil || !errors.Is(err, ErrMiss) {
@@ -102,7 +147,7 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 		if fs.lease > 0 {
 			return c.fleetFill(ctx, key, name, ttl, fs, fill)
 		}
-		return c.fillAndAdd(ctx, key, name, ttl, fill)
+		return c.fillAndAdd(ctx, key, name, ttl, fs.grace, fill)
 	})
 	if err != nil {
 		return nil, fail("get_or_set", key, err)
@@ -110,15 +155,16 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 	return bytes.Clone(res.([]byte)), nil
 }
 
-// fillAndAdd runs fill and adds its value, returning the value then stored.
-func (c *Cache) fillAndAdd(ctx context.Context, key, name string, ttl time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
+// fillAndAdd runs fill and adds its value with a grace period of grace,
+// returning the value then stored.
+func (c *Cache) fillAndAdd(ctx context.Context, key, name string, ttl, grace time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
 	c.stats.fills.Add(1)
 	v, err := fill(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.stats.adds.Add(1)
-	added, err := c.add(ctx, key, v, ttl)
+	added, err := c.add(ctx, key, v, ttl, grace)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func (c *Cache) fleetFill(ctx context.Context, key, name string, ttl time.Durati
 		case err != nil:
 			return nil, err
 		}
-		return c.fillHeld(ctx, l, fs.lease, key, name, ttl, fill)
+		return c.fillHeld(ctx, l, fs, key, name, ttl, fill)
 	}
 }
 
@@ -77,12 +77,24 @@ func (c *Cache) fillWait(ctx context.Context, name string, wait *time.Duration) 
 	return nil
 }
 
-// fillHeld fills key while holding its fill lease l, extended every third
-// of lease while the fill runs. Once the value is stored the lease is
-// deleted: whoever takes the key's lease next reads the entry first. A fill
-// that fails (or panics) releases the lease instead, so that a waiting
-// process takes it over at once.
-func (c *Cache) fillHeld(ctx context.Context, l *Lock, lease time.Duration, key, name string, ttl time.Duration, fill func(context.Context) ([]byte, error)) (_ []byte, err error) {
+// fillHeld fills key while holding its fill lease l (see holdLease).
+func (c *Cache) fillHeld(ctx context.Context, l *Lock, fs fillSettings, key, name string, ttl time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
+	return c.holdLease(ctx, l, fs.lease, func() ([]byte, error) {
+		// A holder before this one may have stored the value and ended its
+		// lease between this cache's miss and its taking the lease.
+		if _, v, _, err := c.read(ctx, name); err == nil || !errors.Is(err, ErrMiss) {
+			return v, err
+		}
+		return c.fillAndAdd(ctx, key, name, ttl, fs.grace, fill)
+	})
+}
+
+// holdLease runs fn while holding the fill lease l, extended every third of
+// lease while fn runs. Once fn has stored its value (returned no error) the
+// lease is deleted: whoever takes the key's lease next reads the entry
+// first. When fn fails (or panics) the lease is released instead, so that a
+// waiting process takes it over at once.
+func (c *Cache) holdLease(ctx context.Context, l *Lock, lease time.Duration, fn func() ([]byte, error)) (_ []byte, err error) {
 	stop := c.keepLease(ctx, l, lease)
 	stored := false
 	defer func() {
@@ -97,13 +109,7 @@ func (c *Cache) fillHeld(ctx context.Context, l *Lock, lease time.Duration, key,
 			c.logger.WarnContext(ctx, "blobcache: fill lease not ended", "location", c.prefix, "lease", l.object, "err", cerr)
 		}
 	}()
-	// A holder before this one may have stored the value and ended its lease
-	// between this cache's miss and its taking the lease.
-	if _, v, _, err := c.read(ctx, name); err == nil || !errors.Is(err, ErrMiss) {
-		stored = err == nil
-		return v, err
-	}
-	v, err := c.fillAndAdd(ctx, key, name, ttl, fill)
+	v, err := fn()
 	stored = err == nil
 	return v, err
 }

@@ -29,19 +29,21 @@ var relFuzzKey = []byte("fuzz-signing-key-0123456789abcdef")
 // longer, however the stored bytes are made (a gzip bomb, a forged size).
 const relFuzzMaxValue = 4096
 
+// relFuzzNow is the fuzzed caches' fixed clock: whether an entry has
+// expired does not change between calls.
+var relFuzzNow = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // relFuzzCache returns a cache on a fresh memory store; mode bit 0 turns
-// gzip on, bit 1 signing.
-func relFuzzCache(t testing.TB, mode byte) (*cache.Cache, driver.Driver) {
+// gzip on, bit 1 signing; extra options come last.
+func relFuzzCache(t testing.TB, mode byte, extra ...cache.Option) (*cache.Cache, driver.Driver) {
 	store := mem.New()
-	// A fixed clock: whether an entry has expired does not change between
-	// calls.
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	opts := []cache.Option{cache.WithLocation("f"), cache.WithMaxEntries(0), cache.WithGzip(mode&1 != 0),
 		cache.WithMaxValueSize(relFuzzMaxValue),
-		cache.WithClock(func() time.Time { return now })}
+		cache.WithClock(func() time.Time { return relFuzzNow })}
 	if mode&2 != 0 {
 		opts = append(opts, cache.WithSigningKeys(relFuzzKey))
 	}
+	opts = append(opts, extra...)
 	c, err := cache.New(store, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -49,23 +51,30 @@ func relFuzzCache(t testing.TB, mode byte) (*cache.Cache, driver.Driver) {
 	return c, store
 }
 
-// relStoredSeeds returns entries the cache itself writes, as seeds.
+// relStoredSeeds returns entries the cache itself writes, as seeds: without
+// a grace period (format versions 1 and 2) and with one (version 3), fresh
+// and, written two hours before the fuzzed caches' clock, stale.
 func relStoredSeeds(f *testing.F) [][]byte {
 	ctx := context.Background()
 	var out [][]byte
+	earlier := func() time.Time { return relFuzzNow.Add(-2 * time.Hour) }
+	variants := [][]cache.Option{nil, {cache.WithStaleGrace(24 * time.Hour)},
+		{cache.WithStaleGrace(24 * time.Hour), cache.WithClock(earlier)}}
 	for mode := range byte(4) {
 		for _, v := range [][]byte{nil, []byte("42"), []byte("a value"), bytes.Repeat([]byte("z"), 300)} {
 			for _, ttl := range []time.Duration{cache.NoExpiry, time.Hour} {
-				c, store := relFuzzCache(f, mode)
-				if err := c.Set(ctx, "k", v, ttl); err != nil {
-					f.Fatal(err)
+				for _, extra := range variants {
+					c, store := relFuzzCache(f, mode, extra...)
+					if err := c.Set(ctx, "k", v, ttl); err != nil {
+						f.Fatal(err)
+					}
+					b, _, err := store.Read(ctx, c.ObjectName("k"), 0, -1)
+					if err != nil {
+						f.Fatal(err)
+					}
+					out = append(out, b)
+					c.Close()
 				}
-				b, _, err := store.Read(ctx, c.ObjectName("k"), 0, -1)
-				if err != nil {
-					f.Fatal(err)
-				}
-				out = append(out, b)
-				c.Close()
 			}
 		}
 	}
@@ -80,6 +89,7 @@ func FuzzStoredEntry(f *testing.F) {
 	f.Add([]byte("BCE1\x01\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00"), byte(0))
 	f.Add([]byte("BCE1\x01\x02\x00\x30\x00\x00\x00\x00\x00\x00\x00\x00"), byte(2))
 	f.Add([]byte("\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x14\x00BC\x10\x00BCE1\x01\x01\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00"), byte(1))
+	f.Add([]byte("BCE1\x03\x00\x00\x18\x00\x00\x00\x00\x00\x00\x00\x01\x7f\xff\xff\xff\xff\xff\xff\xff"), byte(0))
 	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
 		ctx := context.Background()
 		c, store := relFuzzCache(t, mode%4)
@@ -90,8 +100,20 @@ func FuzzStoredEntry(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
+		// A stale entry (past its expiry, within its grace period) is a
+		// miss that keeps the entry, and GetStale's value; anything else
+		// GetStale reads as Get does.
+		put()
+		sv, stale, serr := c.GetStale(ctx, "k")
+		if serr != nil && !errors.Is(serr, cache.ErrMiss) {
+			t.Fatalf("GetStale: %v", serr)
+		}
 		gone := func(what string) {
-			if _, _, err := store.Read(ctx, name, 0, -1); !errors.Is(err, driver.ErrNotFound) {
+			_, _, err := store.Read(ctx, name, 0, -1)
+			switch {
+			case stale && err != nil:
+				t.Fatalf("%s: a stale entry was deleted (%v)", what, err)
+			case !stale && !errors.Is(err, driver.ErrNotFound):
 				t.Fatalf("%s: the entry was refused but not deleted (%v)", what, err)
 			}
 		}
@@ -114,6 +136,15 @@ func FuzzStoredEntry(f *testing.F) {
 			gone("Get")
 		default:
 			t.Fatalf("Get: %v", err)
+		}
+		if hit && (stale || serr != nil || !bytes.Equal(sv, v)) {
+			t.Fatalf("Get hit %q but GetStale = %q, stale %v, %v", v, sv, stale, serr)
+		}
+		if !hit && !stale && serr == nil {
+			t.Fatalf("Get missed but GetStale = %q, not stale", sv)
+		}
+		if stale && len(sv) > relFuzzMaxValue {
+			t.Fatalf("GetStale returned %d bytes, more than max_value_size %d", len(sv), relFuzzMaxValue)
 		}
 
 		// Has reads the header only: false deletes the entry, and a hit of
@@ -169,7 +200,9 @@ func FuzzStoredEntry(f *testing.F) {
 		if _, err := c.Delete(ctx, "k"); err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
-		gone("Delete")
+		if _, _, err := store.Read(ctx, name, 0, -1); !errors.Is(err, driver.ErrNotFound) {
+			t.Fatalf("Delete left the entry (stale: %v): %v", stale, err)
+		}
 
 		// Add over it: refused only by an entry Has calls live.
 		put()

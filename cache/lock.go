@@ -220,7 +220,7 @@ func (c *Cache) readLease(ctx context.Context, object string) (token string, liv
 // writeLease stores l's lease passing at expires: create-if-absent when
 // create, else over the lease read with etag.
 func (c *Cache) writeLease(ctx context.Context, l *Lock, expires time.Time, etag string, create bool) error {
-	e, err := encodeEntry(lockValue(l.token), expires.UnixNano(), false, l.object, c.keys)
+	e, err := encodeEntry(lockValue(l.token), expires.UnixNano(), 0, false, l.object, c.keys)
 	if err != nil {
 		return err
 	}

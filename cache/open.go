@@ -33,7 +33,8 @@ import (
 // Query parameters set cache options, with Django's names, case-insensitive:
 // location, max_entries, cull_frequency, cull_policy (frequency or oldest),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
-// version, is_gzipped, max_value_size, fill_timeout, signing_key. The
+// version, is_gzipped, max_value_size, fill_timeout, fill_lease,
+// stale_grace, signing_key. The
 // remaining parameters go to the driver (for s3: endpoint, region,
 // use_path_style, access_key, secret_key, create_bucket, default_acl,
 // bucket_acl, storage_class, reduced_redundancy, sse, ...: the README lists
@@ -272,7 +273,8 @@ var cacheOptions = map[string]func(string) (Option, error){
 		}
 		return WithFillTimeout(d), nil
 	},
-	"fill_lease": func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
+	"fill_lease":  func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
+	"stale_grace": func(v string) (Option, error) { return durationOption("stale_grace", v, WithStaleGrace) },
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {

@@ -10,8 +10,16 @@ import (
 	"github.com/blobcache/blobcache/driver"
 )
 
+// errStale is the miss of an entry past its expiry but within its grace
+// period (WithStaleGrace): it is not deleted, since GetOrSet may still serve
+// it while it refreshes it. read and readHeader return the entry's header
+// (and value, attributes) with it.
+var errStale = fmt.Errorf("%w (expired, within its grace period)", ErrMiss)
+
 // read fetches and decodes key's entry. A missing, expired or undecodable
-// entry is ErrMiss; expired and undecodable entries are deleted.
+// entry is ErrMiss; undecodable entries and those past their grace period
+// are deleted. An entry within its grace period is errStale, returned with
+// its header, value and attributes.
 func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
 	// Never more than the largest entry could be: a store may hold, at an
 	// entry's name, an object of any size.
@@ -30,7 +38,11 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 	} else {
 		h, v, err = decodeEntry(data, name, c.keys, c.maxValueSize)
 	}
-	if err != nil || h.expired(c.now()) {
+	now := c.now()
+	if err == nil && h.stale(now) {
+		return h, v, attrs, errStale
+	}
+	if err != nil || h.expired(now) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, nil, attrs, &DeadEntryError{Name: name, Err: derr}
 		}
@@ -41,7 +53,8 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 }
 
 // readHeader fetches only the header of name's entry where the store allows a
-// range read. Expired and corrupt entries are deleted and reported as ErrMiss.
+// range read. Expired and corrupt entries are reported as ErrMiss and
+// deleted, except those within their grace period (errStale, see read).
 func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Attributes, error) {
 	data, attrs, err := c.storeRead(ctx, name, 0, headerReadLen)
 	if err != nil {
@@ -54,7 +67,11 @@ func (c *Cache) readHeader(ctx context.Context, name string) (header, driver.Att
 	if err == nil {
 		err = c.keys.checkSigned(h)
 	}
-	if err != nil || h.expired(c.now()) {
+	now := c.now()
+	if err == nil && h.stale(now) {
+		return h, attrs, errStale
+	}
+	if err != nil || h.expired(now) {
 		if derr := c.drop(ctx, name); derr != nil {
 			return h, attrs, &DeadEntryError{Name: name, Err: derr}
 		}
@@ -145,15 +162,16 @@ func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl tim
 	if err := c.cullIfFull(ctx); err != nil {
 		return err
 	}
-	return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+	return c.write(ctx, name, value, exp, int64(c.staleGrace), &driver.WriteOptions{})
 }
 
-// write encodes and stores an entry.
-func (c *Cache) write(ctx context.Context, name string, value []byte, exp int64, opts *driver.WriteOptions) error {
+// write encodes and stores an entry expiring at exp (Unix nanoseconds, 0
+// never) with a grace period of grace nanoseconds.
+func (c *Cache) write(ctx context.Context, name string, value []byte, exp, grace int64, opts *driver.WriteOptions) error {
 	if err := c.checkSize(value); err != nil {
 		return err
 	}
-	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
+	e, err := encodeEntry(value, exp, grace, c.gzip, name, c.keys)
 	if err != nil {
 		return err
 	}
@@ -174,16 +192,17 @@ func (c *Cache) checkSize(value []byte) error {
 	return nil
 }
 
-// replace stores an entry over the one read with etag: atomically where the
-// driver implements Replacer, otherwise as a plain write.
-func (c *Cache) replace(ctx context.Context, name string, value []byte, exp int64, etag string) error {
+// replace stores an entry (see write) over the one read with etag:
+// atomically where the driver implements Replacer, otherwise as a plain
+// write.
+func (c *Cache) replace(ctx context.Context, name string, value []byte, exp, grace int64, etag string) error {
 	if c.replacer == nil {
-		return c.write(ctx, name, value, exp, &driver.WriteOptions{})
+		return c.write(ctx, name, value, exp, grace, &driver.WriteOptions{})
 	}
 	if err := c.checkSize(value); err != nil {
 		return err
 	}
-	e, err := encodeEntry(value, exp, c.gzip, name, c.keys)
+	e, err := encodeEntry(value, exp, grace, c.gzip, name, c.keys)
 	if err != nil {
 		return err
 	}
@@ -216,7 +235,7 @@ func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	ctx, cl := c.begin(ctx, opAdd)
 	defer func() { cl.end(ctx, err) }()
 	c.stats.adds.Add(1)
-	added, err := c.add(ctx, key, value, ttl)
+	added, err := c.add(ctx, key, value, ttl, c.staleGrace)
 	if added {
 		c.stats.added.Add(1)
 	}
@@ -226,7 +245,8 @@ func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	return added, nil
 }
 
-func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+// add is Add, writing an entry with the given grace period.
+func (c *Cache) add(ctx context.Context, key string, value []byte, ttl, grace time.Duration) (bool, error) {
 	if err := c.check(ctx); err != nil {
 		return false, err
 	}
@@ -242,7 +262,7 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 		if attempt > 0 {
 			c.retried(ctx, opAdd, name, attempt)
 		}
-		err := c.write(ctx, name, value, exp, &driver.WriteOptions{IfAbsent: true})
+		err := c.write(ctx, name, value, exp, int64(grace), &driver.WriteOptions{IfAbsent: true})
 		if err == nil {
 			return true, nil
 		}
@@ -271,7 +291,7 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl time.Dura
 			}
 			continue
 		}
-		err = c.replace(ctx, name, value, exp, attrs.ETag)
+		err = c.replace(ctx, name, value, exp, int64(grace), attrs.ETag)
 		if err == nil {
 			return true, nil
 		}
@@ -292,6 +312,13 @@ func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
 	}
 	name := c.objectName(key)
 	_, _, err = c.readHeader(ctx, name)
+	if errors.Is(err, errStale) {
+		// Not live, but GetOrSet could still serve it: it goes too.
+		if err := c.drop(ctx, name); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return false, fail("delete", key, err)
+		}
+		return false, nil
+	}
 	if cleanMiss(err) {
 		return false, nil
 	}
@@ -321,14 +348,14 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) (_ boo
 		if attempt > 0 {
 			c.retried(ctx, opTouch, name, attempt)
 		}
-		_, v, attrs, err := c.read(ctx, name)
+		h, v, attrs, err := c.read(ctx, name)
 		if cleanMiss(err) {
 			return false, nil
 		}
 		if err != nil {
 			return false, fail("touch", key, err)
 		}
-		err = c.replace(ctx, name, v, exp, attrs.ETag)
+		err = c.replace(ctx, name, v, exp, h.grace, attrs.ETag)
 		switch {
 		case err == nil:
 			return true, nil
@@ -397,7 +424,7 @@ func (c *Cache) incr(ctx context.Context, key string, delta int64, sub bool) (in
 		if overflow {
 			return 0, ErrOverflow
 		}
-		err = c.replace(ctx, name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, attrs.ETag)
+		err = c.replace(ctx, name, strconv.AppendInt(buf[:0], sum, 10), h.expiry, h.grace, attrs.ETag)
 		switch {
 		case err == nil:
 			return sum, nil

@@ -61,6 +61,7 @@ type settings struct {
 	maxValueSize  int64
 	fillTimeout   time.Duration
 	fillLease     time.Duration
+	staleGrace    time.Duration
 	now           func() time.Time
 	description   string
 
@@ -243,13 +244,43 @@ func WithFillTimeout(d time.Duration) Option {
 // runs, so d need not cover the fill; a few seconds suits most stores. 0
 // (the default) turns it off: fills are shared within one Cache only.
 // FillLease sets it for one call. It needs a driver that implements
-// driver.Replacer (New fails otherwise); d must not be negative.
+// driver.Replacer (New fails otherwise); d must be 0 or at least
+// MinFillLease.
 func WithFillLease(d time.Duration) Option {
 	return func(s *settings) error {
-		if d < 0 {
-			return optionError("fill_lease", "%v: want 0 (off) or a positive duration", d)
+		if d != 0 && d < MinFillLease {
+			return optionError("fill_lease", "%v: want 0 (off) or at least %v", d, MinFillLease)
 		}
 		s.fillLease = d
+		return nil
+	}
+}
+
+// MinFillLease is the shortest fill lease (WithFillLease, FillLease): a
+// holder extends its lease every third of it, one write each time, so a
+// shorter lease would cost a write every few milliseconds for the whole
+// fill.
+const MinFillLease = 100 * time.Millisecond
+
+// WithStaleGrace gives the entries the cache writes a grace period of d
+// after their expiry: for d past its expiry an entry is stale, a miss for
+// Get, Has, Touch, Incr and Add as before (Add replaces it, Delete deletes
+// it and reports false), but GetOrSet returns its value at once and
+// refreshes it in the background: one refresh per key at a time in a Cache,
+// one in the whole fleet with a fill lease (WithFillLease). GetStale reads
+// a stale value too. It applies to the values Set, Add, SetMany and
+// GetOrSet write with a finite TTL (StaleGrace sets it for one GetOrSet
+// call); Touch and Incr keep an entry's own, and counters created by
+// Increment and locks have none. A stale entry stays stored until its
+// grace period ends, then is deleted as an expired entry is. Entries with a
+// grace period use format version 3 (see the README), which releases before
+// it treat as corrupt. 0 (the default) means none; d must not be negative.
+func WithStaleGrace(d time.Duration) Option {
+	return func(s *settings) error {
+		if d < 0 {
+			return optionError("stale_grace", "%v: want 0 (none) or a positive duration", d)
+		}
+		s.staleGrace = d
 		return nil
 	}
 }

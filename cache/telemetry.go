@@ -40,6 +40,11 @@ type Stats struct {
 	// the polls of a key another process held the fill lease on
 	// (WithFillLease): each cost two reads.
 	Fills, FillWaits int64
+	// Stale counts stale values served (WithStaleGrace) by GetOrSet and
+	// GetStale, also counted in Hits; Refreshes the background refreshes
+	// of stale entries this cache ran (a refresh another process's fill
+	// lease kept it from is counted, its fill is not).
+	Stale, Refreshes int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).
 	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
@@ -54,7 +59,7 @@ type stats struct {
 	culls, entriesCulled, clears, expired, corrupt, forged, retries  atomic.Int64
 	reads, writes, deleteRequests, batchDeletes, lists               atomic.Int64
 	bytesRead, bytesWritten                                          atomic.Int64
-	fills, fillWaits                                                 atomic.Int64
+	fills, fillWaits, stale, refreshes                               atomic.Int64
 }
 
 // Stats returns the cache's counters.
@@ -69,7 +74,7 @@ func (c *Cache) Stats() Stats {
 		Reads: s.reads.Load(), Writes: s.writes.Load(), DeleteRequests: s.deleteRequests.Load(),
 		BatchDeletes: s.batchDeletes.Load(), Lists: s.lists.Load(),
 		BytesRead: s.bytesRead.Load(), BytesWritten: s.bytesWritten.Load(),
-		Fills: s.fills.Load(), FillWaits: s.fillWaits.Load(),
+		Fills: s.fills.Load(), FillWaits: s.fillWaits.Load(), Stale: s.stale.Load(), Refreshes: s.refreshes.Load(),
 	}
 }
 
