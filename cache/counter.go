@@ -173,6 +173,7 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 			return 0, err // a dead entry in the way that cannot be deleted
 		}
 		if errors.Is(err, ErrMiss) {
+			stale := errors.Is(err, errStale)
 			sum, err := total(k.initial)
 			if err != nil {
 				return 0, err
@@ -182,7 +183,7 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 				return 0, err
 			}
 			value := strconv.AppendInt(buf[:0], sum, 10)
-			if errors.Is(err, errStale) {
+			if stale {
 				// A stale entry (WithStaleGrace) is in the way: over it.
 				err = c.replace(ctx, k.name, value, exp, 0, attrs.ETag)
 			} else {

@@ -18,6 +18,7 @@ type Observed struct {
 	MaxValueSize int64
 	FillTimeout  time.Duration
 	FillLease    time.Duration
+	StaleGrace   time.Duration
 	SigningKeys  int
 }
 
@@ -34,6 +35,7 @@ func Observe(c *Cache) Observed {
 		MaxValueSize: c.maxValueSize,
 		FillTimeout:  c.fillTimeout,
 		FillLease:    c.fillLease,
+		StaleGrace:   c.staleGrace,
 	}
 	if c.keys != nil {
 		o.SigningKeys = len(c.keys.keys)

@@ -152,6 +152,8 @@ func FuzzOpenURL(f *testing.F) {
 		"://",
 		"mem://?location=%00",
 		"mem://?signing_key=0123456789abcdef0123456789abcdef",
+		"mem://?stale_grace=1h&fill_lease=5s",
+		"mem://?stale_grace=-1s&fill_lease=1ns",
 	} {
 		f.Add(s)
 	}
@@ -307,7 +309,7 @@ func FuzzWithLocation(f *testing.F) {
 // the package so that the oracle does not share its tables.
 var fuzzCacheOptions = map[string]bool{"location": true, "max_entries": true, "cull_frequency": true, "cull_policy": true,
 	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true,
-	"fill_timeout": true, "fill_lease": true}
+	"fill_timeout": true, "fill_lease": true, "stale_grace": true}
 
 // oracleQuery reads a raw query the strict way, independently of the
 // package: pairs split on '&', each name=value with valid escapes, a
@@ -417,8 +419,12 @@ func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
 			want.FillTimeout = d
 		case "fill_lease":
 			d, err := time.ParseDuration(v)
-			ok = ok && err == nil && d >= 0
+			ok = ok && err == nil && (d == 0 || d >= 100*time.Millisecond)
 			want.FillLease = d
+		case "stale_grace":
+			d, err := time.ParseDuration(v)
+			ok = ok && err == nil && d >= 0
+			want.StaleGrace = d
 		}
 	}
 	want.Policy = fmt.Sprintf("frequency(%d)", freq)
