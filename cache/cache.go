@@ -86,7 +86,9 @@ type Cache struct {
 	fillCallers fillCallers
 	// counters queue concurrent Increments of one key (see Increment).
 	counters counters
-	closed   atomic.Bool
+	// refreshes are the stale entries being refreshed (see GetOrSet).
+	refreshes refreshes
+	closed    atomic.Bool
 	// closing ends when Close is called: background refreshes stop then.
 	closing     context.Context
 	stopClosing context.CancelFunc

@@ -76,7 +76,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	for i, key := range keys {
 		value := items[key]
 		g.Go(func() error {
-			if err := c.setNamed(gctx, names[i], value, ttl); err != nil {
+			if err := c.setNamed(gctx, names[i], value, ttl, c.staleGrace); err != nil {
 				return fail("set_many", key, err)
 			}
 			return nil

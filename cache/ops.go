@@ -146,11 +146,12 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 func (c *Cache) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return c.setNamed(ctx, c.objectName(key), value, ttl)
+	return c.setNamed(ctx, c.objectName(key), value, ttl, c.staleGrace)
 }
 
-// setNamed is set with the key's object name already made.
-func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl time.Duration) error {
+// setNamed is set with the key's object name already made, writing an
+// entry with the given grace period.
+func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl, grace time.Duration) error {
 	c.stats.sets.Add(1)
 	if err := c.check(ctx); err != nil {
 		return err
@@ -162,7 +163,7 @@ func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl tim
 	if err := c.cullIfFull(ctx); err != nil {
 		return err
 	}
-	return c.write(ctx, name, value, exp, int64(c.staleGrace), &driver.WriteOptions{})
+	return c.write(ctx, name, value, exp, int64(grace), &driver.WriteOptions{})
 }
 
 // write encodes and stores an entry expiring at exp (Unix nanoseconds, 0

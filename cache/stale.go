@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/blobcache/blobcache/driver"
@@ -37,21 +38,43 @@ func (c *Cache) GetStale(ctx context.Context, key string) (_ []byte, stale bool,
 	return nil, false, fail("get_stale", key, err)
 }
 
-// refreshFlight is the flight key prefix of background refreshes: distinct
-// from every entry name, which GetOrSet's fills use.
-const refreshFlight = "refresh\x00"
+// refreshes tracks the keys a Cache is refreshing in the background.
+type refreshes struct {
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// start marks name as refreshing, reporting false if it already was.
+func (r *refreshes) start(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running[name] {
+		return false
+	}
+	if r.running == nil {
+		r.running = make(map[string]bool)
+	}
+	r.running[name] = true
+	return true
+}
+
+func (r *refreshes) done(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.running, name)
+}
 
 // refresh starts a background refresh of key's stale entry at name, read
 // with etag, unless one is running in this Cache (see GetOrSet). It returns
 // at once.
 func (c *Cache) refresh(ctx context.Context, key, name string, ttl time.Duration, fs fillSettings, fill func(context.Context) ([]byte, error), etag string) {
-	// DoChan runs the function in a goroutine of its own; nobody waits for
-	// its channel, which is buffered.
-	c.flight.DoChan(refreshFlight+name, func() (any, error) {
+	if !c.refreshes.start(name) {
+		return
+	}
+	go func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fillTimeout)
 		defer cancel()
 		defer context.AfterFunc(c.closing, cancel)()
-		c.stats.refreshes.Add(1)
 		err := func() (err error) {
 			defer func() {
 				if p := recover(); p != nil {
@@ -66,8 +89,11 @@ func (c *Cache) refresh(ctx context.Context, key, name string, ttl time.Duration
 				c.logger.WarnContext(rctx, "blobcache: stale entry not refreshed", "location", c.prefix, "key", key, "object", name, "err", err)
 			}
 		}
-		return nil, nil
-	})
+		// Counted once the key is free: a caller that sees the count can
+		// start the next refresh.
+		c.refreshes.done(name)
+		c.stats.refreshes.Add(1)
+	}()
 }
 
 // refreshStale fills key and stores the value over its stale entry, read

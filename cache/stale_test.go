@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,7 +211,7 @@ func TestStaleRefreshKeepsNewerValue(t *testing.T) {
 	<-started
 	must(t, c.Set(ctx, "k", []byte("newer"), time.Hour))
 	close(release)
-	waitFor(t, "the refresh to end", func() bool { return c.Stats().Fills == 1 && c.Stats().Writes == 3 })
+	waitFor(t, "the refresh to end", func() bool { return c.Stats().Refreshes == 1 })
 	if v, err := c.Get(ctx, "k"); string(v) != "newer" || err != nil {
 		t.Fatalf("after the refresh Get = %q, %v; want the value Set meanwhile", v, err)
 	}
@@ -326,4 +329,85 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestTypedStale: Typed serves and refreshes stale values as Cache does;
+// a stale value that does not decode is a miss, filled once.
+func TestTypedStale(t *testing.T) {
+	ctx := t.Context()
+	clock := newFakeClock()
+	c := fleet(t, 1, cache.WithStaleGrace(time.Hour), clock.option())[0]
+	typed := cache.NewTyped(c, cache.JSON[int]{})
+	must(t, typed.Set(ctx, "n", 1, time.Minute))
+	clock.add(2 * time.Minute)
+	if v, stale, err := typed.GetStale(ctx, "n"); v != 1 || !stale || err != nil {
+		t.Fatalf("Typed.GetStale = %d, %v, %v; want 1, stale", v, stale, err)
+	}
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	fill := func(ctx context.Context) (int, error) {
+		started <- struct{}{}
+		<-release
+		return 2, nil
+	}
+	if v, err := typed.GetOrSet(ctx, "n", time.Minute, fill); v != 1 || err != nil {
+		t.Fatalf("Typed.GetOrSet(stale) = %d, %v; want the stale 1", v, err)
+	}
+	<-started
+	close(release)
+	waitFor(t, "the refresh", func() bool { return c.Stats().Refreshes == 1 })
+	if v, err := typed.Get(ctx, "n"); v != 2 || err != nil {
+		t.Fatalf("after the refresh Typed.Get = %d, %v; want 2", v, err)
+	}
+
+	// A stale value that is not an int: a miss, and fill runs once even
+	// though the refresh also wants it.
+	must(t, c.Set(ctx, "bad", []byte("not json"), time.Minute))
+	clock.add(2 * time.Minute)
+	var calls atomic.Int32
+	v, err := typed.GetOrSet(ctx, "bad", time.Minute, func(context.Context) (int, error) { calls.Add(1); return 7, nil }, cache.StaleGrace(time.Minute))
+	if v != 7 || err != nil {
+		t.Fatalf("Typed.GetOrSet(stale, undecodable) = %d, %v; want 7", v, err)
+	}
+	waitFor(t, "the refresh", func() bool { return c.Stats().Refreshes == 2 })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("fill ran %d times in one call, want 1", n)
+	}
+	if info, err := cache.InspectEntry(readObject(t, c, "bad")); err != nil || info.Grace != time.Minute {
+		t.Errorf("the refilled entry: %+v, %v; want the call's grace of 1m", info, err)
+	}
+}
+
+// With a grace period, a value past its expiry is still served by GetOrSet
+// while one refresh runs in the background; Get treats it as a miss.
+func ExampleWithStaleGrace() {
+	ctx := context.Background()
+	var now atomic.Int64 // a clock the example moves
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c, err := cache.Open(ctx, "mem://example-stale?stale_grace=1h&fill_lease=5s",
+		cache.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	render := func(version string) func(context.Context) ([]byte, error) {
+		return func(context.Context) ([]byte, error) { return []byte("page " + version), nil }
+	}
+
+	v, _ := c.GetOrSet(ctx, "home", time.Minute, render("v1"))
+	fmt.Println(string(v))
+	now.Add(int64(2 * time.Minute)) // expired, within the hour's grace
+	_, err = c.Get(ctx, "home")
+	fmt.Println("Get:", errors.Is(err, cache.ErrMiss))
+	v, _ = c.GetOrSet(ctx, "home", time.Minute, render("v2"))
+	fmt.Println("GetOrSet:", string(v)) // at once; v2 is rendered in the background
+	for c.Stats().Refreshes == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	v, _ = c.Get(ctx, "home")
+	fmt.Println("after the refresh:", string(v))
+	// Output:
+	// page v1
+	// Get: true
+	// GetOrSet: page v1
+	// after the refresh: page v2
 }

@@ -42,8 +42,10 @@ type Stats struct {
 	Fills, FillWaits int64
 	// Stale counts stale values served (WithStaleGrace) by GetOrSet and
 	// GetStale, also counted in Hits; Refreshes the background refreshes
-	// of stale entries this cache ran (a refresh another process's fill
-	// lease kept it from is counted, its fill is not).
+	// of stale entries this cache has finished, whether they stored a
+	// value, failed (also counted in Errors), or found the key's fill lease
+	// held by another process and left it to that one (Fills counts the
+	// fills run).
 	Stale, Refreshes int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).

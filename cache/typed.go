@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -186,22 +187,45 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 	if !t.ok() {
 		return zero, fail("get_or_set", key, errNilCache)
 	}
+	// fill runs at most once per call, and may run in the background (the
+	// refresh of a stale entry) while this call goes on: runMu makes a
+	// second run wait for the first and share its result; mu guards what
+	// it leaves.
 	var (
-		filled bool   // our fill ran (in this call, as the flight's leader)
+		runMu  sync.Mutex
+		ran    bool
+		runErr error
+		mu     sync.Mutex
+		filled bool   // our fill ran and its value encoded
 		mine   T      // its value
 		enc    []byte // and its encoding
 	)
 	run := func(ctx context.Context) ([]byte, error) {
+		runMu.Lock()
+		defer runMu.Unlock()
+		if ran {
+			mu.Lock()
+			defer mu.Unlock()
+			return enc, runErr
+		}
+		ran = true
 		v, err := fill(ctx)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			var data []byte
+			if data, err = t.marshal(v); err == nil {
+				mu.Lock()
+				filled, mine, enc = true, v, data
+				mu.Unlock()
+				return data, nil
+			}
 		}
-		data, err := t.marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		filled, mine, enc = true, v, data
-		return data, nil
+		runErr = err
+		return nil, err
+	}
+	result := func() (bool, T, []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		return filled, mine, enc
 	}
 	var coreFill func(context.Context) ([]byte, error)
 	if fill != nil { // a nil fill stays nil: Cache.GetOrSet refuses it on a miss
@@ -211,20 +235,25 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 	if err != nil {
 		return zero, err
 	}
-	if filled && bytes.Equal(data, enc) {
-		return mine, nil
+	ours, v, ourEnc := result()
+	if ours && bytes.Equal(data, ourEnc) {
+		return v, nil
 	}
 	if v, err := t.unmarshal(data); err == nil {
 		return v, nil
 	}
-	if filled {
+	if ours {
 		// Our fill ran but lost the add to an entry that does not decode:
 		// our value is the answer; the next read replaces that entry.
-		return mine, nil
+		return v, nil
 	}
 	// A live entry that does not decode as T: a miss, refilled.
 	if fill == nil {
 		return zero, fail("get_or_set", key, errNilFill)
+	}
+	fs, err := t.c.fillSettings(opts) // checked by Cache.GetOrSet
+	if err != nil {
+		return zero, fail("get_or_set", key, err)
 	}
 	name := t.c.objectName(key)
 	res, err := t.c.shareFill(ctx, name, func(ctx context.Context) (any, error) {
@@ -244,7 +273,7 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 		if err != nil {
 			return nil, err
 		}
-		if err := t.c.set(ctx, key, data, ttl); err != nil {
+		if err := t.c.setNamed(ctx, name, data, ttl, fs.grace); err != nil {
 			return nil, err
 		}
 		return data, nil
@@ -252,16 +281,40 @@ func (t *Typed[T]) GetOrSet(ctx context.Context, key string, ttl time.Duration, 
 	if err != nil {
 		return zero, fail("get_or_set", key, err)
 	}
-	if filled {
+	if filled, mine, _ := result(); filled {
 		return mine, nil
 	}
 	// Another caller's flight (a fill or a refill) answered.
 	shared, _ := res.([]byte)
-	v, err := t.unmarshal(bytes.Clone(shared)) // shared with the flight's other callers
+	sv, err := t.unmarshal(bytes.Clone(shared)) // shared with the flight's other callers
 	if err != nil {
 		return zero, fail("get_or_set", key, errors.Join(ErrMiss, err))
 	}
-	return v, nil
+	return sv, nil
+}
+
+// GetStale returns key's value as Get does, and also a stale one (within
+// its grace period, see WithStaleGrace), reporting which; see
+// Cache.GetStale. A stale value that does not decode as T is a miss, and
+// deleted.
+func (t *Typed[T]) GetStale(ctx context.Context, key string) (_ T, stale bool, _ error) {
+	var zero T
+	if !t.ok() {
+		return zero, false, fail("get_stale", key, errNilCache)
+	}
+	data, stale, err := t.c.GetStale(ctx, key)
+	if err != nil {
+		return zero, false, err
+	}
+	v, err := t.unmarshal(data)
+	if err != nil {
+		name := t.c.objectName(key)
+		if derr := t.c.drop(ctx, name); derr != nil {
+			return zero, false, fail("get_stale", key, &DeadEntryError{Name: name, Err: derr})
+		}
+		return zero, false, fail("get_stale", key, errors.Join(ErrMiss, err))
+	}
+	return v, stale, nil
 }
 
 // Delete removes key's entry; see Cache.Delete.

@@ -51,6 +51,7 @@ var cacheCases = []driverCase{
 	{"CrossProcessAdd", clauseCacheAdd, caseCacheCrossProcessAdd},
 	{"CrossProcessIncr", clauseIncr, caseCacheCrossProcessIncr},
 	{"CrossProcessFleetFill", clauseFleetFill, caseCacheCrossProcessFleetFill},
+	{"StaleWhileRevalidate", clauseStale, caseCacheStaleWhileRevalidate},
 	{"Lock", clauseLock, caseCacheLock},
 	{"Increment", clauseIncrement, caseCacheIncrement},
 }

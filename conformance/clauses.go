@@ -38,6 +38,7 @@ const (
 	clauseIncr      = `cache (Cache.Incr): "The update is atomic across processes where the driver implements Replacer"`
 	clauseLock      = `cache (Lock): "a lease on a name, held by at most one caller across every process sharing the store ... Only the holder can extend or release it"`
 	clauseFleetFill = `cache (GetOrSet with a fill lease): "one caller in the whole fleet fills a missing key ... Every other Cache that misses the key meanwhile ... waits ... until the value is there (which it returns)"`
+	clauseStale     = `cache (WithStaleGrace): a stale entry is "a miss for Get, Has, Touch, Incr and Add as before ... but GetOrSet returns its value at once and refreshes it in the background: one refresh per key at a time in a Cache, one in the whole fleet with a fill lease"`
 	clauseIncrement = `cache (Increment): "a key with no live entry is created holding initial+delta ... Each caller still gets its own result ... (distinct results, none lost, none doubled) ... Across processes the update is atomic where the driver implements Replacer"`
 	clauseClear     = `cache: "Clear deletes every entry under the cache's location", over a driver whose page tokens keep ListOptions.PageToken`
 	clauseOldest    = `cull.Oldest: "choosing those with the oldest modification time first", over a driver whose ModTime keeps Attributes.ModTime`
