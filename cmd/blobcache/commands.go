@@ -124,7 +124,7 @@ the count, and prints how many it removed.`,
 	{
 		name: "stats", args: "[-concurrency N] [-headers=false]", minArgs: 0, maxArgs: 0,
 		summary: "print entries, bytes, expired, oldest, newest, requests",
-		detail: `Lists the location and reads the header of every entry (a 64-byte
+		detail: `Lists the location and reads the header of every entry (a 72-byte
 range read, never the value) to count expired entries. Only objects named
 as the cache's entries (the location, then 40 lower-case hex digits) are
 counted and read; other objects are skipped. Prints:
@@ -132,6 +132,9 @@ counted and read; other objects are skipped. Prints:
   bytes        their total size as stored
   expired      entries past their expiry, still stored until read, culled
                or cleared
+  stale        of the expired, those within their grace period
+               (stale_grace), which GetOrSet still serves; shown when
+               there are any
   no expiry    entries stored with no expiry
   not entries  objects named as entries whose header is not a blobcache
                entry's (unknown format)

@@ -425,6 +425,12 @@ func TestStats(t *testing.T) {
 	if err := signedGz.Set(t.Context(), "signed-gz-live", []byte("s"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	// An entry past its expiry within its grace period (format version 3)
+	// is expired, and stale.
+	graced := openCache(t, base+"&stale_grace=1h")
+	if err := graced.Set(t.Context(), "stale", []byte("s"), time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
 
 	var wantBytes int64
 	page, err := c.Driver().List(t.Context(), &driver.ListOptions{Prefix: "s/"})
@@ -441,9 +447,10 @@ func TestStats(t *testing.T) {
 	r.want(t, 0, "*")
 	f := statsFields(t, r.stdout)
 	for k, want := range map[string]string{
-		"entries":     "22",
+		"entries":     "23",
 		"bytes":       fmt.Sprintf("%d (%s)", wantBytes, formatBytes(wantBytes)),
-		"expired":     "7",
+		"expired":     "8",
+		"stale":       "1 (of the expired, within their grace period)",
 		"no expiry":   "6",
 		"not entries": "2",
 		"location":    "s/",
@@ -459,18 +466,18 @@ func TestStats(t *testing.T) {
 		}
 	}
 	// One listing page, a header read per object, nothing written.
-	if want := "1 LIST, 22 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (23 in all)"; f["requests"] != want {
+	if want := "1 LIST, 23 GET (header reads), 0 PUT, 0 DELETE, 0 batch DELETE (24 in all)"; f["requests"] != want {
 		t.Errorf("stats requests = %q, want %q", f["requests"], want)
 	}
 	// Stats changes nothing: the expired entries are still there.
-	wantLen(t, c, 22)
+	wantLen(t, c, 23)
 
 	// -headers=false only lists.
 	r = cli(t, "", "-url", base, "stats", "-headers=false")
 	r.want(t, 0, "*")
 	f = statsFields(t, r.stdout)
-	if f["entries"] != "22" || f["expired"] != "" || !strings.HasPrefix(f["requests"], "1 LIST, 0 GET (header reads), ") {
-		t.Errorf("stats -headers=false: entries %q, expired %q, requests %q; want 22, no expired line, 1 LIST and no GET", f["entries"], f["expired"], f["requests"])
+	if f["entries"] != "23" || f["expired"] != "" || !strings.HasPrefix(f["requests"], "1 LIST, 0 GET (header reads), ") {
+		t.Errorf("stats -headers=false: entries %q, expired %q, requests %q; want 23, no expired line, 1 LIST and no GET", f["entries"], f["expired"], f["requests"])
 	}
 
 	// An empty location.

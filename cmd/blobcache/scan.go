@@ -113,6 +113,7 @@ type stats struct {
 	entries          int
 	bytes            int64
 	expired          int
+	stale            int // of the expired, those within their grace period
 	noExpiry         int
 	notEntries       int
 	vanished         int // listed, then gone before its header was read
@@ -174,7 +175,7 @@ const statsCountersHeading = "this blobcache stats run's own, not the applicatio
 func readHeaders(e *env, d driver.Driver, objs []driver.Attributes, s *stats) error {
 	p := e.newProgress(int64(len(objs)), "reading headers")
 	now := time.Now()
-	var expired, noExpiry, notEntries, vanished atomic.Int64
+	var expired, stale, noExpiry, notEntries, vanished atomic.Int64
 	g, ctx := errgroup.WithContext(e.ctx)
 	g.SetLimit(e.flags.concurrency)
 	for _, o := range objs {
@@ -196,13 +197,16 @@ func readHeaders(e *env, d driver.Driver, objs []driver.Attributes, s *stats) er
 				noExpiry.Add(1)
 			case !info.Expiry.After(now):
 				expired.Add(1)
+				if info.Expiry.Add(info.Grace).After(now) {
+					stale.Add(1)
+				}
 			}
 			return nil
 		})
 	}
 	err := g.Wait()
 	p.finish(err == nil)
-	s.expired, s.noExpiry = int(expired.Load()), int(noExpiry.Load())
+	s.expired, s.stale, s.noExpiry = int(expired.Load()), int(stale.Load()), int(noExpiry.Load())
 	s.notEntries, s.vanished = int(notEntries.Load()), int(vanished.Load())
 	return err
 }
@@ -215,6 +219,9 @@ func printStats(e *env, c *cache.Cache, s *stats) error {
 	fmt.Fprintf(w, "bytes:        %d (%s)\n", s.bytes, formatBytes(s.bytes))
 	if s.headersWereRead {
 		fmt.Fprintf(w, "expired:      %d\n", s.expired)
+		if s.stale > 0 {
+			fmt.Fprintf(w, "stale:        %d (of the expired, within their grace period)\n", s.stale)
+		}
 		fmt.Fprintf(w, "no expiry:    %d\n", s.noExpiry)
 		fmt.Fprintf(w, "not entries:  %d\n", s.notEntries)
 		if s.vanished > 0 {
