@@ -179,11 +179,14 @@ func testReplaceOptions(e *env) {
 }
 
 // churnGoal is how many writes and deletes the churning goroutine of
-// testListDuringChurn makes at least before the listings stop; maxChurnLists
-// bounds the listings.
+// testListDuringChurn makes at least before the listings stop, and
+// churnRacedLists how many listings at least must see a change between
+// their first and last page (a burst of changes between two listings races
+// nothing); maxChurnLists bounds the listings.
 const (
-	churnGoal     = 200
-	maxChurnLists = 200
+	churnGoal       = 200
+	churnRacedLists = 3
+	maxChurnLists   = 200
 )
 
 // testListDuringChurn lists while another goroutine, through its own
@@ -230,8 +233,9 @@ func testListDuringChurn(e *env) {
 			changes.Add(1)
 		}
 	})
-	lists := 0
-	for ; lists < maxChurnLists && (lists < 3 || changes.Load() < churnGoal); lists++ {
+	lists, raced := 0, 0
+	for ; lists < maxChurnLists && (raced < churnRacedLists || changes.Load() < churnGoal); lists++ {
+		before := changes.Load()
 		counts := map[string]int{}
 		last := ""
 		e.walkPages(d, prefix, 7, func(pageNo int, page *driver.ListPage) {
@@ -243,6 +247,9 @@ func testListDuringChurn(e *env) {
 				counts[o.Name]++
 			}
 		})
+		if changes.Load() > before {
+			raced++
+		}
 		what := fmt.Sprintf("listing %d of prefix %q (page size 7) while another goroutine writes and deletes", lists+1, prefix)
 		e.wantListedOnce(what, counts, stable)
 		if e.t.Failed() {
@@ -261,7 +268,7 @@ func testListDuringChurn(e *env) {
 	if werr != nil {
 		e.t.Fatalf("the churning goroutine: %v", werr)
 	}
-	if got := changes.Load(); got < churnGoal && !e.t.Failed() {
-		e.t.Fatalf("suite bug: only %d writes and deletes during %d listings; the listings were not raced", got, lists)
+	if got := changes.Load(); (got < churnGoal || raced < churnRacedLists) && !e.t.Failed() {
+		e.t.Fatalf("suite bug: only %d writes and deletes during %d listings, %d of them raced; the listings were not raced", got, lists, raced)
 	}
 }
