@@ -15,6 +15,8 @@ require (
 	golang.org/x/sync v0.25.0
 )
 
+require github.com/maypok86/otter/v2 v2.4.0
+
 require (
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.20 // indirect
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.19.2 // indirect

@@ -88,7 +88,9 @@ type Cache struct {
 	counters counters
 	// refreshes are the stale entries being refreshed (see GetOrSet).
 	refreshes refreshes
-	closed    atomic.Bool
+	// local is the local tier (WithLocalTier), nil without one.
+	local  *localTier
+	closed atomic.Bool
 	// closing ends when Close is called: background refreshes stop then.
 	closing     context.Context
 	stopClosing context.CancelFunc
@@ -153,6 +155,11 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		return nil, fmt.Errorf("%w: fill_lease: %w: fill leases need a driver that implements driver.Replacer, and %T does not", ErrInvalidOption, errors.ErrUnsupported, d)
 	}
 	c.batch, _ = d.(driver.BatchDeleter)
+	if s.localBytes > 0 {
+		if c.local, err = newLocalTier(s.localBytes, s.localStale); err != nil {
+			return nil, fmt.Errorf("%w: local_tier: %w", ErrInvalidOption, err)
+		}
+	}
 	c.closing, c.stopClosing = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -193,6 +200,7 @@ func (c *Cache) Close() error {
 		return ErrClosed
 	}
 	c.stopClosing()
+	c.local.close()
 	return c.d.Close()
 }
 

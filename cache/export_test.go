@@ -19,7 +19,10 @@ type Observed struct {
 	FillTimeout  time.Duration
 	FillLease    time.Duration
 	StaleGrace   time.Duration
-	SigningKeys  int
+	// LocalBytes and LocalStaleness are the local tier's; 0 without one.
+	LocalBytes     int64
+	LocalStaleness time.Duration
+	SigningKeys    int
 }
 
 // Observe returns c's settings.
@@ -36,6 +39,9 @@ func Observe(c *Cache) Observed {
 		FillTimeout:  c.fillTimeout,
 		FillLease:    c.fillLease,
 		StaleGrace:   c.staleGrace,
+	}
+	if c.local != nil {
+		o.LocalBytes, o.LocalStaleness = c.local.maxBytes, c.local.staleness
 	}
 	if c.keys != nil {
 		o.SigningKeys = len(c.keys.keys)

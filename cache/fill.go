@@ -119,7 +119,7 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 		return nil, fail("get_or_set", key, err)
 	}
 	name := c.objectName(key)
-	_, v, attrs, err := c.read(ctx, name)
+	_, v, attrs, err := c.readValue(ctx, name)
 	switch {
 	case err == nil:
 		c.lookup(ctx, true)

@@ -153,6 +153,8 @@ func FuzzOpenURL(f *testing.F) {
 		"mem://?location=%00",
 		"mem://?signing_key=0123456789abcdef0123456789abcdef",
 		"mem://?stale_grace=1h&fill_lease=5s",
+		"mem://?local_tier=64MiB&local_staleness=250ms",
+		"mem://?local_staleness=1s",
 		"mem://?stale_grace=-1s&fill_lease=1ns",
 	} {
 		f.Add(s)
@@ -309,7 +311,7 @@ func FuzzWithLocation(f *testing.F) {
 // the package so that the oracle does not share its tables.
 var fuzzCacheOptions = map[string]bool{"location": true, "max_entries": true, "cull_frequency": true, "cull_policy": true,
 	"timeout": true, "key_prefix": true, "version": true, "is_gzipped": true, "max_value_size": true, "signing_key": true,
-	"fill_timeout": true, "fill_lease": true, "stale_grace": true}
+	"fill_timeout": true, "fill_lease": true, "stale_grace": true, "local_tier": true, "local_staleness": true}
 
 // oracleQuery reads a raw query the strict way, independently of the
 // package: pairs split on '&', each name=value with valid escapes, a
@@ -425,7 +427,21 @@ func oracleSettings(opts map[string]string) (want cache.Observed, ok bool) {
 			d, err := time.ParseDuration(v)
 			ok = ok && err == nil && d >= 0
 			want.StaleGrace = d
+		case "local_tier":
+			n, good := oracleSize(v)
+			ok = ok && good && n > 0
+			want.LocalBytes = n
+		case "local_staleness":
+			d, err := time.ParseDuration(v)
+			ok = ok && err == nil && d > 0
+			want.LocalStaleness = d
 		}
+	}
+	switch {
+	case want.LocalStaleness > 0 && want.LocalBytes == 0:
+		ok = false // a staleness bound without a tier
+	case want.LocalBytes > 0 && want.LocalStaleness == 0:
+		want.LocalStaleness = time.Second
 	}
 	want.Policy = fmt.Sprintf("frequency(%d)", freq)
 	if strings.EqualFold(opts["cull_policy"], "oldest") {

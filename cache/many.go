@@ -27,7 +27,7 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (_ map[string][]byte
 	g.SetLimit(manyLimit)
 	for _, key := range keys {
 		g.Go(func() error {
-			_, v, _, err := c.read(gctx, c.objectName(key))
+			_, v, _, err := c.readValue(gctx, c.objectName(key))
 			if cleanMiss(err) {
 				c.lookup(ctx, false)
 				return nil

@@ -34,7 +34,7 @@ import (
 // location, max_entries, cull_frequency, cull_policy (frequency or oldest),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
 // version, is_gzipped, max_value_size, fill_timeout, fill_lease,
-// stale_grace, signing_key. The
+// stale_grace, local_tier, local_staleness, signing_key. The
 // remaining parameters go to the driver (for s3: endpoint, region,
 // use_path_style, access_key, secret_key, create_bucket, default_acl,
 // bucket_acl, storage_class, reduced_redundancy, sse, ...: the README lists
@@ -275,6 +275,20 @@ var cacheOptions = map[string]func(string) (Option, error){
 	},
 	"fill_lease":  func(v string) (Option, error) { return durationOption("fill_lease", v, WithFillLease) },
 	"stale_grace": func(v string) (Option, error) { return durationOption("stale_grace", v, WithStaleGrace) },
+	"local_tier": func(v string) (Option, error) {
+		n, err := parseSize(v)
+		if err != nil || n <= 0 {
+			return nil, optionError("local_tier", "%s: want a positive size such as 64MiB", quoteValue(v))
+		}
+		return func(s *settings) error { s.localBytes = n; return nil }, nil
+	},
+	"local_staleness": func(v string) (Option, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, optionError("local_staleness", "%s: want a positive Go duration such as 1s", quoteValue(v))
+		}
+		return func(s *settings) error { s.localStale = d; return nil }, nil
+	},
 	"max_value_size": func(v string) (Option, error) {
 		n, err := parseSize(v)
 		if err != nil {

@@ -104,7 +104,7 @@ func (c *Cache) get(ctx context.Context, key string) ([]byte, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, fail("get", key, err)
 	}
-	_, v, _, err := c.read(ctx, c.objectName(key))
+	_, v, _, err := c.readValue(ctx, c.objectName(key))
 	switch {
 	case err == nil:
 		c.lookup(ctx, true)

@@ -62,6 +62,8 @@ type settings struct {
 	fillTimeout   time.Duration
 	fillLease     time.Duration
 	staleGrace    time.Duration
+	localBytes    int64
+	localStale    time.Duration
 	now           func() time.Time
 	description   string
 
@@ -93,6 +95,12 @@ func applySettings(opts []Option) (settings, string, error) {
 		if err := o(&s); err != nil {
 			return settings{}, "", err
 		}
+	}
+	switch {
+	case s.localStale > 0 && s.localBytes == 0:
+		return settings{}, "", optionError("local_staleness", "%v without local_tier: set the tier's size too", s.localStale)
+	case s.localBytes > 0 && s.localStale == 0:
+		s.localStale = DefaultLocalStaleness
 	}
 	prefix, err := cleanLocation(s.location)
 	return s, prefix, err
@@ -261,6 +269,42 @@ func WithFillLease(d time.Duration) Option {
 // shorter lease would cost a write every few milliseconds for the whole
 // fill.
 const MinFillLease = 100 * time.Millisecond
+
+// DefaultLocalStaleness is the local tier's staleness bound when a URL or
+// configuration sets local_tier without local_staleness.
+const DefaultLocalStaleness = time.Second
+
+// WithLocalTier puts a tier in process memory in front of the store: a Get,
+// GetMany or GetOrSet that finds a value in the store keeps a copy, and the
+// same read again is served from memory, with no request, for as long as
+// both hold: the entry has not expired, and less than staleness has passed
+// since the copy was read. The tier holds at most about maxBytes (names,
+// values and about 100 bytes per copy), evicting by otter's W-TinyLFU
+// policy; a value larger than half of maxBytes is not kept.
+//
+// staleness is the bound on what the tier costs in freshness: a value
+// written, touched, incremented or deleted by another process (or another
+// Cache) may be served from this tier until staleness has passed since this
+// tier read it, never longer, and never past the entry's expiry. This
+// Cache's own calls never see their own changes late: every write, replace
+// and delete it makes drops the object's copy when the store call returns
+// (Set, Add, Delete, Touch, Incr, Increment, culls; Clear drops every
+// copy). Add, Incr, Decr, Increment, Touch, Has, Lock and fill leases always
+// ask the store, so their atomicity across processes is the store's. Stats
+// counts LocalHits, LocalMisses, LocalEvictions and LocalBytes. maxBytes and
+// staleness must be positive.
+func WithLocalTier(maxBytes int64, staleness time.Duration) Option {
+	return func(s *settings) error {
+		if maxBytes <= 0 {
+			return optionError("local_tier", "%d bytes: want a positive size", maxBytes)
+		}
+		if staleness <= 0 {
+			return optionError("local_staleness", "%v: want a positive duration", staleness)
+		}
+		s.localBytes, s.localStale = maxBytes, staleness
+		return nil
+	}
+}
 
 // WithStaleGrace gives the entries the cache writes a grace period of d
 // after their expiry: for d past its expiry an entry is stale, a miss for

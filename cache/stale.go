@@ -23,7 +23,7 @@ func (c *Cache) GetStale(ctx context.Context, key string) (_ []byte, stale bool,
 	if err := c.check(ctx); err != nil {
 		return nil, false, fail("get_stale", key, err)
 	}
-	_, v, _, err := c.read(ctx, c.objectName(key))
+	_, v, _, err := c.readValue(ctx, c.objectName(key))
 	switch {
 	case err == nil:
 		c.lookup(ctx, true)

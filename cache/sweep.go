@@ -25,6 +25,7 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
 	removed, err := c.clearAll(ctx)
+	c.local.dropAll()
 	if err != nil {
 		return fail("clear", "", err)
 	}

@@ -47,6 +47,13 @@ type Stats struct {
 	// held by another process and left it to that one (Fills counts the
 	// fills run).
 	Stale, Refreshes int64
+	// LocalHits and LocalMisses count the reads of a value (Get, GetMany,
+	// GetOrSet) the local tier (WithLocalTier) served or did not; a local
+	// hit is also a hit and makes no request. LocalEvictions counts the
+	// copies it evicted to stay within its bytes (not those dropped by
+	// writes or expired); LocalBytes is what it holds now, by its weigher
+	// (names, values and a fixed overhead per copy).
+	LocalHits, LocalMisses, LocalEvictions, LocalBytes int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).
 	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
@@ -77,6 +84,7 @@ func (c *Cache) Stats() Stats {
 		BatchDeletes: s.batchDeletes.Load(), Lists: s.lists.Load(),
 		BytesRead: s.bytesRead.Load(), BytesWritten: s.bytesWritten.Load(),
 		Fills: s.fills.Load(), FillWaits: s.fillWaits.Load(), Stale: s.stale.Load(), Refreshes: s.refreshes.Load(),
+		LocalHits: c.local.hitCount(), LocalMisses: c.local.missCount(), LocalEvictions: c.local.evictionCount(), LocalBytes: c.local.bytes(),
 	}
 }
 
@@ -93,7 +101,8 @@ func WithLogger(l *slog.Logger) Option {
 // WithMeterProvider makes the cache record OpenTelemetry metrics through mp:
 // blobcache.hits, blobcache.misses, blobcache.operations (by op and result),
 // blobcache.culls, blobcache.entries_culled, blobcache.bytes_read,
-// blobcache.bytes_written and the blobcache.operation.duration histogram (by
+// blobcache.bytes_written, blobcache.local.hits and blobcache.local.misses
+// (with WithLocalTier) and the blobcache.operation.duration histogram (by
 // op). Without it (or with a nil or no-op mp) the cache records no metrics
 // and spends nothing on them.
 func WithMeterProvider(mp metric.MeterProvider) Option {
@@ -149,6 +158,7 @@ type telemetry struct {
 	tracer                              trace.Tracer
 	hits, misses, culls, entriesCulled  metric.Int64Counter
 	bytesRead, bytesWritten, operations metric.Int64Counter
+	localHits, localMisses              metric.Int64Counter
 	duration                            metric.Float64Histogram
 	spanNames                           [numOps]string
 	okOpts, errOpts                     [numOps][]metric.AddOption
@@ -191,6 +201,8 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location str
 	t.entriesCulled = counter("blobcache.entries_culled", "Entries removed by culls.", "{entry}")
 	t.bytesRead = counter("blobcache.bytes_read", "Entry bytes read from the store.", "By")
 	t.bytesWritten = counter("blobcache.bytes_written", "Entry bytes written to the store.", "By")
+	t.localHits = counter("blobcache.local.hits", "Reads of a value served by the local tier (WithLocalTier).", "{lookup}")
+	t.localMisses = counter("blobcache.local.misses", "Reads of a value the local tier did not hold (WithLocalTier), which went to the store.", "{lookup}")
 	h, err := m.Float64Histogram("blobcache.operation.duration", metric.WithDescription("Duration of cache calls, by op."), metric.WithUnit("s"))
 	errs = append(errs, err)
 	t.duration = h
@@ -314,9 +326,12 @@ func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byt
 	return data, attrs, storageErr(ctx, err)
 }
 
-// storeWrite is Driver.Write of an encoded entry.
+// storeWrite is Driver.Write of an encoded entry. Like every store call
+// that changes an object, it drops the object's copy in the local tier once
+// the driver returns, whatever it returned.
 func (c *Cache) storeWrite(ctx context.Context, name string, e *encodedEntry, opts *driver.WriteOptions) error {
 	err := c.d.Write(ctx, name, e.reader(), opts)
+	c.local.drop(name)
 	c.countWrite(ctx, e.written)
 	return storageErr(ctx, err)
 }
@@ -324,6 +339,7 @@ func (c *Cache) storeWrite(ctx context.Context, name string, e *encodedEntry, op
 // storeReplace is Replacer.Replace of an encoded entry.
 func (c *Cache) storeReplace(ctx context.Context, name string, e *encodedEntry, etag string, opts *driver.WriteOptions) error {
 	err := c.replacer.Replace(ctx, name, e.reader(), etag, opts)
+	c.local.drop(name)
 	c.countWrite(ctx, e.written)
 	return storageErr(ctx, err)
 }
@@ -341,13 +357,19 @@ func (c *Cache) countWrite(ctx context.Context, n int64) {
 // storeDelete is Driver.Delete.
 func (c *Cache) storeDelete(ctx context.Context, name string) error {
 	c.stats.deleteRequests.Add(1)
-	return storageErr(ctx, c.d.Delete(ctx, name))
+	err := c.d.Delete(ctx, name)
+	c.local.drop(name)
+	return storageErr(ctx, err)
 }
 
 // storeDeleteBatch is BatchDeleter.DeleteBatch.
 func (c *Cache) storeDeleteBatch(ctx context.Context, names []string) error {
 	c.stats.batchDeletes.Add(1)
-	return storageErr(ctx, c.batch.DeleteBatch(ctx, names))
+	err := c.batch.DeleteBatch(ctx, names)
+	for _, name := range names {
+		c.local.drop(name)
+	}
+	return storageErr(ctx, err)
 }
 
 // storeList is Driver.List.
