@@ -32,7 +32,9 @@ var storeSDKs = []string{"github.com/aws/", "gocloud.dev/", "google.golang.org/"
 // section draws: the cache depends on contracts only, and a program that
 // opens only file:// URLs links no cloud SDK.
 func TestCoreImportsNoDriver(t *testing.T) {
-	const limit = 150
+	// 159 today: the standard library, OpenTelemetry's API, x/sync, and
+	// otter (12 packages of pure Go, the local tier's memory).
+	const limit = 165
 	deps := goList(t, "-deps", "./cache")
 	if len(deps) > limit {
 		t.Errorf("go list -deps ./cache: %d packages, want at most %d", len(deps), limit)
