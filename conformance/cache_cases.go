@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,22 @@ func RunCache(t *testing.T, maker HarnessMaker) {
 	runName := t.Name()
 	t.Run("Cache", func(t *testing.T) {
 		runCases(t, maker, runName, cacheCases)
+	})
+}
+
+// RunCacheWith runs the cache section as [RunCache] does, in a subtest of
+// the given name, with opts first among the options of every cache its
+// cases open in this process (the child processes of the cross-process
+// cases open theirs without them): to prove that the cache keeps its
+// semantics with an option on, such as cache.WithLocalTier.
+func RunCacheWith(t *testing.T, maker HarnessMaker, name string, opts ...cache.Option) {
+	t.Helper()
+	if runChild(t, maker) {
+		return
+	}
+	runName := t.Name()
+	t.Run(name, func(t *testing.T) {
+		runCases(t, maker, runName, cacheCases, opts...)
 	})
 }
 
@@ -88,7 +105,14 @@ func (e *env) location() string { return e.name("cache") }
 // harness's store.
 func (e *env) cache(opts ...cache.Option) *cache.Cache {
 	e.t.Helper()
-	c, err := cache.New(e.driver(), append([]cache.Option{cache.WithLocation(e.location())}, opts...)...)
+	return e.newCache(e.driver(), append([]cache.Option{cache.WithLocation(e.location())}, opts...)...)
+}
+
+// newCache is cache.New over d with the case's cacheOpts first, failing the
+// case on error.
+func (e *env) newCache(d driver.Driver, opts ...cache.Option) *cache.Cache {
+	e.t.Helper()
+	c, err := cache.New(d, append(slices.Clone(e.cacheOpts), opts...)...)
 	if err != nil {
 		e.t.Fatalf("cache.New: %v", err)
 	}
@@ -224,8 +248,7 @@ func caseCacheBasics(e *env) {
 func caseCacheExpiry(e *env) {
 	clk := newManualClock()
 	d := e.driver()
-	c, err := cache.New(d, cache.WithLocation(e.location()), cache.WithClock(clk.Now), cache.WithDefaultTTL(time.Minute))
-	e.must(err)
+	c := e.newCache(d, cache.WithLocation(e.location()), cache.WithClock(clk.Now), cache.WithDefaultTTL(time.Minute))
 	e.must(c.Set(e.ctx, "short", []byte("s"), time.Second))
 	e.must(c.Set(e.ctx, "default", []byte("d"), cache.DefaultTTL))
 	e.must(c.Set(e.ctx, "forever", []byte("f"), cache.NoExpiry))
@@ -283,8 +306,7 @@ func caseCacheExpiry(e *env) {
 func caseCacheDjangoCulling(e *env) {
 	for _, tt := range []struct{ freq, want int }{{3, 29}, {0, 19}} {
 		loc := fmt.Sprintf("%s-f%d", e.location(), tt.freq)
-		c, err := cache.New(e.driver(), cache.WithLocation(loc), cache.WithMaxEntries(30), cache.WithCullFrequency(tt.freq))
-		e.must(err)
+		c := e.newCache(e.driver(), cache.WithLocation(loc), cache.WithMaxEntries(30), cache.WithCullFrequency(tt.freq))
 		for i := 1; i < 50; i++ {
 			e.must(c.Set(e.ctx, strconv.Itoa(i), []byte("value"), cache.DefaultTTL))
 		}

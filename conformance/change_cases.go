@@ -309,8 +309,7 @@ func caseCacheClearManyPages(e *env) {
 	d := e.driver()
 	foreign := e.writeForeign(d)
 	sd, s := settle(e.driver())
-	c, err := cache.New(sd, cache.WithLocation(e.location()), cache.WithMaxEntries(0))
-	e.must(err)
+	c := e.newCache(sd, cache.WithLocation(e.location()), cache.WithMaxEntries(0))
 	items := map[string][]byte{}
 	for i := range clearEntries {
 		items[fmt.Sprint("key", i)] = []byte("v")
@@ -320,7 +319,7 @@ func caseCacheClearManyPages(e *env) {
 	// Clear lists only entries (the foreign objects are outside the
 	// location), so it deletes every object of each page.
 	s.settling.Store(true)
-	err = c.Clear(e.ctx)
+	err := c.Clear(e.ctx)
 	s.settling.Store(false)
 	if err != nil {
 		e.t.Fatalf("Clear of %d entries: %v (%s)", clearEntries, err, clauseClear)

@@ -66,6 +66,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
 )
 
@@ -197,12 +198,12 @@ var variants = []struct{ name, prefix string }{
 }
 
 // runCases runs each case of a section as a subtest, once per variant.
-func runCases(t *testing.T, maker HarnessMaker, runName string, cases []driverCase) {
+func runCases(t *testing.T, maker HarnessMaker, runName string, cases []driverCase, cacheOpts ...cache.Option) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, v := range variants {
 				t.Run(v.name, func(t *testing.T) {
-					runCase(t, t, maker, runName, c, v.prefix)
+					runCase(t, t, maker, runName, c, v.prefix, cacheOpts...)
 				})
 			}
 		})
@@ -212,7 +213,7 @@ func runCases(t *testing.T, maker HarnessMaker, runName string, cases []driverCa
 // runCase makes a harness with t and runs c under prefix, reporting through
 // tb (t itself, or a recording stand-in in the suite's own tests). runName is
 // the name of the test that called Run, for child processes.
-func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c driverCase, prefix string) {
+func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c driverCase, prefix string, cacheOpts ...cache.Option) {
 	tb.Helper()
 	ctx := t.Context()
 	h, err := maker(ctx, t)
@@ -225,6 +226,7 @@ func runCase(t *testing.T, tb testing.TB, maker HarnessMaker, runName string, c 
 	// Registered before any driver's Close, so it runs after them.
 	t.Cleanup(h.Close)
 	e := newEnv(ctx, citing{tb, c.clause}, h, prefix, runName)
+	e.cacheOpts = cacheOpts
 	if prefix != "" {
 		e.writeDecoys()
 	}

@@ -53,8 +53,7 @@ func caseCacheOnlyEntries(e *env) {
 		}
 	}
 	loc := strings.TrimSuffix(e.prefix, "/")
-	c, err := cache.New(e.driver(), cache.WithLocation(loc), cache.WithMaxEntries(10), cache.WithCullFrequency(2))
-	e.must(err)
+	c := e.newCache(e.driver(), cache.WithLocation(loc), cache.WithMaxEntries(10), cache.WithCullFrequency(2))
 	e.wantLen(c, 0)
 	check("Len of an empty cache")
 	for i := range 25 {

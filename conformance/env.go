@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/google/go-cmp/cmp"
 )
@@ -24,6 +25,9 @@ type env struct {
 	prefix  string
 	runName string    // name of the test that called Run
 	start   time.Time // when the case started, for ModTime plausibility
+	// cacheOpts come first in the options of every cache the case opens
+	// in this process (RunCacheWith).
+	cacheOpts []cache.Option
 }
 
 func newEnv(ctx context.Context, t testing.TB, h Harness, prefix, runName string) *env {

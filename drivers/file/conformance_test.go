@@ -3,7 +3,9 @@ package file_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/conformance"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/file"
@@ -19,8 +21,16 @@ func (h *harness) OpenLocator(_ context.Context, dir string) (driver.Driver, err
 }
 func (h *harness) Close() {}
 
+func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+	return &harness{dir: t.TempDir()}, nil
+}
+
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
-		return &harness{dir: t.TempDir()}, nil
-	})
+	conformance.Run(t, makeHarness)
+}
+
+// TestConformanceLocalTier runs the cache section with a local tier in
+// front of the directory.
+func TestConformanceLocalTier(t *testing.T) {
+	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
 }

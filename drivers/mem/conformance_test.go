@@ -3,7 +3,9 @@ package mem_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/conformance"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/mem"
@@ -16,8 +18,16 @@ type harness struct{ name string }
 func (h *harness) MakeDriver(context.Context) (driver.Driver, error) { return mem.Open(h.name), nil }
 func (h *harness) Close()                                            {}
 
+func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error) {
+	return &harness{name: t.Name()}, nil
+}
+
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
-		return &harness{name: t.Name()}, nil
-	})
+	conformance.Run(t, makeHarness)
+}
+
+// TestConformanceLocalTier runs the cache section with a local tier in
+// front of the store.
+func TestConformanceLocalTier(t *testing.T) {
+	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
 }

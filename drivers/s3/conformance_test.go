@@ -3,7 +3,9 @@ package s3_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/conformance"
 	"github.com/blobcache/blobcache/driver"
 	"github.com/blobcache/blobcache/drivers/s3"
@@ -55,4 +57,10 @@ func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error)
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, makeHarness)
+}
+
+// TestConformanceLocalTier runs the cache section with a local tier in
+// front of the bucket.
+func TestConformanceLocalTier(t *testing.T) {
+	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
 }
