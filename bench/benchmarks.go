@@ -40,7 +40,10 @@ var bigValueSize = 64 << 20
 //
 //	Get/hit/size=1KiB, Get/hit/size=64KiB, Get/miss, Set/size=1KiB,
 //	Set/size=64KiB, Add, Has, Incr, GetMany/n=100, SetMany/n=100,
-//	Clear/n=1000, and Big (Set and Get of 64 MiB, gzip off and on)
+//	Clear/n=1000, LocalTier/zipf (Gets of a Zipf-distributed keyspace ten
+//	times a local tier's size, with the tier and without),
+//	LocalTier/staleness (how long another process's write takes to be seen
+//	through a tier), and Big (Set and Get of 64 MiB, gzip off and on)
 //
 // each ending in impl=cache, impl=driver or impl=gocloud. Every benchmark
 // reports allocations and, with a RequestCounter, req/op. The cache uses the
@@ -74,6 +77,8 @@ func RunBenchmarks(b *testing.B, maker HarnessMaker) {
 	b.Run(fmt.Sprintf("GetMany/n=%d", benchManyKeys), func(b *testing.B) { benchGetMany(b, maker) })
 	b.Run(fmt.Sprintf("SetMany/n=%d", benchManyKeys), func(b *testing.B) { benchSetMany(b, maker) })
 	b.Run(fmt.Sprintf("Clear/n=%d", benchClearN), func(b *testing.B) { benchClear(b, maker) })
+	b.Run(fmt.Sprintf("LocalTier/zipf/keys=%d", zipfKeys), func(b *testing.B) { benchLocalTier(b, maker) })
+	b.Run("LocalTier/staleness", func(b *testing.B) { benchLocalStaleness(b, maker) })
 	for _, gz := range []bool{false, true} {
 		for _, op := range []string{"Set", "Get"} {
 			b.Run(fmt.Sprintf("Big/%s/size=%s/gzip=%v", op, sizeName(bigValueSize), onOff(gz)), func(b *testing.B) {
