@@ -2,8 +2,10 @@ package cache_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log"
 	"strconv"
 	"sync"
 	"testing"
@@ -252,4 +254,29 @@ func TestLocalTierOptions(t *testing.T) {
 	if o := cache.Observe(c); o.LocalBytes != 8<<20 || o.LocalStaleness != cache.DefaultLocalStaleness {
 		t.Errorf("local_tier=8MiB: %d bytes, staleness %v", o.LocalBytes, o.LocalStaleness)
 	}
+}
+
+// A local tier serves a value read before from memory, without a request,
+// for at most its staleness bound.
+func ExampleWithLocalTier() {
+	ctx := context.Background()
+	c, err := cache.Open(ctx, "mem://example-local?local_tier=64MiB&local_staleness=2s")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Set(ctx, "user:42", []byte("Ada"), time.Hour); err != nil {
+		log.Fatal(err)
+	}
+	for range 3 {
+		v, _ := c.Get(ctx, "user:42")
+		fmt.Println(string(v))
+	}
+	s := c.Stats()
+	fmt.Println("store reads:", s.Reads, "local hits:", s.LocalHits)
+	// Output:
+	// Ada
+	// Ada
+	// Ada
+	// store reads: 1 local hits: 2
 }
