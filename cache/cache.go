@@ -156,7 +156,12 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 	}
 	c.batch, _ = d.(driver.BatchDeleter)
 	if s.localBytes > 0 {
-		if c.local, err = newLocalTier(s.localBytes, s.localStale); err != nil {
+		onEvict := func() {
+			if c.tel != nil && c.tel.localEvictions != nil {
+				c.tel.localEvictions.Add(context.Background(), 1, c.tel.locOpts...)
+			}
+		}
+		if c.local, err = newLocalTier(s.localBytes, s.localStale, onEvict); err != nil {
 			return nil, fmt.Errorf("%w: local_tier: %w", ErrInvalidOption, err)
 		}
 	}

@@ -129,7 +129,7 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 			return nil, fail("get_or_set", key, errNilFill)
 		}
 		c.lookup(ctx, true)
-		c.stats.stale.Add(1)
+		c.count(ctx, &c.stats.stale, telStale)
 		c.refresh(ctx, key, name, ttl, fs, fill, attrs.ETag)
 		return v, nil
 	case !errors.Is(err, ErrMiss):
@@ -158,7 +158,7 @@ func (c *Cache) GetOrSet(ctx context.Context, key string, ttl time.Duration, fil
 // fillAndAdd runs fill and adds its value with a grace period of grace,
 // returning the value then stored.
 func (c *Cache) fillAndAdd(ctx context.Context, key, name string, ttl, grace time.Duration, fill func(context.Context) ([]byte, error)) ([]byte, error) {
-	c.stats.fills.Add(1)
+	c.count(ctx, &c.stats.fills, telFills)
 	v, err := fill(ctx)
 	if err != nil {
 		return nil, err

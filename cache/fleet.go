@@ -73,7 +73,7 @@ func (c *Cache) fillWait(ctx context.Context, name string, wait *time.Duration) 
 	if !c.fillCallers.any(name) {
 		return errCallersGone
 	}
-	c.stats.fillWaits.Add(1)
+	c.count(ctx, &c.stats.fillWaits, telFillWaits)
 	return nil
 }
 

@@ -63,8 +63,8 @@ type localValue struct {
 }
 
 // newLocalTier returns a tier of at most maxBytes whose copies live at most
-// staleness.
-func newLocalTier(maxBytes int64, staleness time.Duration) (*localTier, error) {
+// staleness, calling onEvict after each eviction.
+func newLocalTier(maxBytes int64, staleness time.Duration, onEvict func()) (*localTier, error) {
 	t := &localTier{staleness: staleness, maxBytes: maxBytes, seed: maphash.MakeSeed()}
 	mem, err := otter.New(&otter.Options[string, localValue]{
 		MaximumWeight: uint64(maxBytes),
@@ -74,9 +74,14 @@ func newLocalTier(maxBytes int64, staleness time.Duration) (*localTier, error) {
 		// Memory goes back within the bound; whether a copy may be served
 		// is decided by until, on the cache's clock.
 		ExpiryCalculator: otter.ExpiryWriting[string, localValue](staleness),
+		// Deletion events are counted on the goroutine that caused them
+		// (they only add to counters, which may run under otter's locks),
+		// so the counts are exact when the call returns.
+		Executor: func(fn func()) { fn() },
 		OnDeletion: func(e otter.DeletionEvent[string, localValue]) {
 			if e.WasEvicted() {
 				t.evictions.Add(1)
+				onEvict()
 			}
 		},
 	})

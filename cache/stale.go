@@ -30,7 +30,7 @@ func (c *Cache) GetStale(ctx context.Context, key string) (_ []byte, stale bool,
 		return v, false, nil
 	case errors.Is(err, errStale):
 		c.lookup(ctx, true)
-		c.stats.stale.Add(1)
+		c.count(ctx, &c.stats.stale, telStale)
 		return v, true, nil
 	case errors.Is(err, ErrMiss):
 		c.lookup(ctx, false)
@@ -92,7 +92,7 @@ func (c *Cache) refresh(ctx context.Context, key, name string, ttl time.Duration
 		// Counted once the key is free: a caller that sees the count can
 		// start the next refresh.
 		c.refreshes.done(name)
-		c.stats.refreshes.Add(1)
+		c.count(rctx, &c.stats.refreshes, telRefreshes)
 	}()
 }
 
@@ -130,7 +130,7 @@ func (c *Cache) refreshStale(ctx context.Context, key, name string, ttl time.Dur
 // write that finds the entry changed (someone stored a value, or deleted
 // it) stores nothing and is no error.
 func (c *Cache) refill(ctx context.Context, name string, ttl, grace time.Duration, fill func(context.Context) ([]byte, error), etag string) error {
-	c.stats.fills.Add(1)
+	c.count(ctx, &c.stats.fills, telFills)
 	v, err := fill(ctx)
 	if err != nil {
 		return err

@@ -101,9 +101,10 @@ func WithLogger(l *slog.Logger) Option {
 // WithMeterProvider makes the cache record OpenTelemetry metrics through mp:
 // blobcache.hits, blobcache.misses, blobcache.operations (by op and result),
 // blobcache.culls, blobcache.entries_culled, blobcache.bytes_read,
-// blobcache.bytes_written, blobcache.local.hits and blobcache.local.misses
-// (with WithLocalTier) and the blobcache.operation.duration histogram (by
-// op). Without it (or with a nil or no-op mp) the cache records no metrics
+// blobcache.bytes_written, blobcache.fills, blobcache.fill_waits,
+// blobcache.stale, blobcache.refreshes, blobcache.local.hits,
+// blobcache.local.misses and blobcache.local.evictions (with
+// WithLocalTier), and the blobcache.operation.duration histogram (by op). Without it (or with a nil or no-op mp) the cache records no metrics
 // and spends nothing on them.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(s *settings) error {
@@ -159,6 +160,8 @@ type telemetry struct {
 	hits, misses, culls, entriesCulled  metric.Int64Counter
 	bytesRead, bytesWritten, operations metric.Int64Counter
 	localHits, localMisses              metric.Int64Counter
+	localEvictions, fills, fillWaits    metric.Int64Counter
+	stale, refreshes                    metric.Int64Counter
 	duration                            metric.Float64Histogram
 	spanNames                           [numOps]string
 	okOpts, errOpts                     [numOps][]metric.AddOption
@@ -203,6 +206,11 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location str
 	t.bytesWritten = counter("blobcache.bytes_written", "Entry bytes written to the store.", "By")
 	t.localHits = counter("blobcache.local.hits", "Reads of a value served by the local tier (WithLocalTier).", "{lookup}")
 	t.localMisses = counter("blobcache.local.misses", "Reads of a value the local tier did not hold (WithLocalTier), which went to the store.", "{lookup}")
+	t.localEvictions = counter("blobcache.local.evictions", "Copies the local tier evicted to stay within its bytes.", "{entry}")
+	t.fills = counter("blobcache.fills", "GetOrSet fill calls run, refreshes of stale entries included.", "{call}")
+	t.fillWaits = counter("blobcache.fill_waits", "Polls of a key whose fill lease another process held (WithFillLease).", "{poll}")
+	t.stale = counter("blobcache.stale", "Stale values served (WithStaleGrace).", "{lookup}")
+	t.refreshes = counter("blobcache.refreshes", "Background refreshes of stale entries finished.", "{refresh}")
 	h, err := m.Float64Histogram("blobcache.operation.duration", metric.WithDescription("Duration of cache calls, by op."), metric.WithUnit("s"))
 	errs = append(errs, err)
 	t.duration = h
@@ -378,6 +386,23 @@ func (c *Cache) storeList(ctx context.Context, opts *driver.ListOptions) (*drive
 	page, err := c.d.List(ctx, opts)
 	return page, storageErr(ctx, err)
 }
+
+// count adds one to a Stats counter and, when metrics are on, to its
+// meter.
+func (c *Cache) count(ctx context.Context, s *atomic.Int64, m func(*telemetry) metric.Int64Counter) {
+	s.Add(1)
+	if c.tel != nil {
+		if mc := m(c.tel); mc != nil {
+			mc.Add(ctx, 1, c.tel.locOpts...)
+		}
+	}
+}
+
+func telFills(t *telemetry) metric.Int64Counter     { return t.fills }
+func telFillWaits(t *telemetry) metric.Int64Counter { return t.fillWaits }
+func telStale(t *telemetry) metric.Int64Counter     { return t.stale }
+func telRefreshes(t *telemetry) metric.Int64Counter { return t.refreshes }
+func telEvictions(t *telemetry) metric.Int64Counter { return t.localEvictions }
 
 // culled records a cull.
 func (c *Cache) culled(ctx context.Context, listed, removed int) {

@@ -227,3 +227,61 @@ func BenchmarkGetTelemetry(b *testing.B) {
 		})
 	}
 }
+
+// TestOpenTelemetryFleetAndTier: the fill, stale-while-revalidate and local
+// tier counters are metrics too, equal to Stats.
+func TestOpenTelemetryFleetAndTier(t *testing.T) {
+	ctx := t.Context()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	clock := newFakeClock()
+	c := fleet(t, 1, cache.WithMeterProvider(mp), cache.WithStaleGrace(time.Hour), cache.WithFillLease(time.Minute),
+		cache.WithLocalTier(8<<10, time.Hour), cache.WithMaxEntries(0), clock.option())[0]
+	if _, err := c.GetOrSet(ctx, "k", time.Minute, fillWith("v1")); err != nil { // a fill
+		t.Fatal(err)
+	}
+	c.Get(ctx, "k")
+	c.Get(ctx, "k") // a local hit
+	clock.add(2 * time.Minute)
+	if v, err := c.GetOrSet(ctx, "k", time.Minute, fillWith("v2")); string(v) != "v1" || err != nil { // stale, a refresh
+		t.Fatal(string(v), err)
+	}
+	waitFor(t, "the refresh", func() bool { return c.Stats().Refreshes == 1 })
+	big := bytes.Repeat([]byte("x"), 1000)
+	for i := range 40 { // 40 KB through an 8 KiB tier: evictions
+		key := fmt.Sprint("e", i)
+		must(t, c.Set(ctx, key, big, time.Hour))
+		c.Get(ctx, key)
+	}
+	if c.Stats().LocalEvictions == 0 {
+		t.Fatalf("40 KB read through an 8 KiB tier evicted nothing")
+	}
+	var rm metricdata.ResourceMetrics
+	must(t, reader.Collect(ctx, &rm))
+	sums := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, p := range d.DataPoints {
+					sums[m.Name] += p.Value
+				}
+			}
+		}
+	}
+	s := c.Stats()
+	want := map[string]int64{
+		"blobcache.fills": s.Fills, "blobcache.fill_waits": s.FillWaits, "blobcache.stale": s.Stale,
+		"blobcache.refreshes": s.Refreshes, "blobcache.local.hits": s.LocalHits, "blobcache.local.misses": s.LocalMisses,
+		"blobcache.local.evictions": s.LocalEvictions,
+	}
+	got := map[string]int64{}
+	for k := range want {
+		got[k] = sums[k]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics against Stats (-Stats +metrics):\n%s", diff)
+	}
+	if s.Fills != 2 || s.Stale != 1 || s.Refreshes != 1 || s.LocalHits < 1 {
+		t.Errorf("Stats %+v: want 2 fills, 1 stale, 1 refresh, local hits", s)
+	}
+}
