@@ -18,7 +18,7 @@ import (
 // satisfying errors.Is(err, ErrMiss) when the key has no entry, or one past
 // its grace period, as Get does.
 func (c *Cache) GetStale(ctx context.Context, key string) (_ []byte, stale bool, err error) {
-	ctx, cl := c.begin(ctx, opGet)
+	ctx, cl := c.begin(ctx, opGetStale)
 	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
 		return nil, false, fail("get_stale", key, err)

@@ -148,10 +148,11 @@ const (
 	opLockExtend
 	opLockRelease
 	opIncrement
+	opGetStale
 	numOps
 )
 
-var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release", "increment"}
+var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release", "increment", "get_stale"}
 
 // telemetry holds the OpenTelemetry instruments and prepared attribute
 // options, so that recording allocates nothing per call.
