@@ -149,10 +149,11 @@ const (
 	opLockRelease
 	opIncrement
 	opGetStale
+	opPurge
 	numOps
 )
 
-var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release", "increment", "get_stale"}
+var opNames = [numOps]string{"get", "has", "set", "add", "delete", "touch", "incr", "get_many", "set_many", "delete_many", "get_or_set", "clear", "len", "cull", "lock", "lock_extend", "lock_release", "increment", "get_stale", "purge"}
 
 // telemetry holds the OpenTelemetry instruments and prepared attribute
 // options, so that recording allocates nothing per call.

@@ -162,6 +162,25 @@ Nothing is changed: expired entries are counted, not deleted.`,
 		run:   cmdStats,
 	},
 	{
+		name: "purge", args: "[-concurrency N]", minArgs: 0, maxArgs: 0,
+		summary: "delete the expired entries under the location",
+		detail: `Lists the location a page at a time and reads the header of every entry
+(a 72-byte range read, never the value), N at a time (-concurrency, 32;
+1 to 1024), deleting the dead ones: past their expiry and any grace
+period (stale_grace), or whose header is not a blobcache entry's. Live
+entries, stale ones within their grace period and objects not named as
+entries are kept. For stores without lifecycle rules, and caches with
+max_entries=0, where nothing else deletes an expired entry nobody reads.
+Prints what it examined, deleted and kept. An entry rewritten between
+its header read and its delete is lost (stores offer no conditional
+delete), as when a read deletes an expired entry.`,
+		flags: func(fs *flag.FlagSet, v *flagValues) {
+			fs.IntVar(&v.concurrency, "concurrency", defaultStatsConcurrency, fmt.Sprintf("read `N` headers at once, 1 to %d", maxStatsConcurrency))
+		},
+		check: checkStats, // the same -concurrency
+		run:   cmdPurge,
+	},
+	{
 		name: "bench", args: "[flags]", minArgs: 0, maxArgs: 0,
 		summary: "load-test: ops/s, latency, requests/op, cache/raw ratio",
 		detail:  benchDetail,
@@ -278,6 +297,22 @@ func cmdLen(e *env, c *cache.Cache, _ []string) error {
 		return err
 	}
 	_, err = fmt.Fprintln(e.stdout, n)
+	return err
+}
+
+func cmdPurge(e *env, c *cache.Cache, _ []string) error {
+	p := e.newProgress(-1, "purging")
+	done := 0
+	res, err := c.Purge(e.ctx, e.flags.concurrency, func(pp cache.PurgeProgress) {
+		p.add(pp.Examined - done)
+		done = pp.Examined
+	})
+	p.finish(err == nil)
+	if err != nil {
+		return fmt.Errorf("examined %d of %d listed entries and deleted %d, then: %w", res.Examined, res.Listed, res.Deleted, err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "examined %d %s: deleted %d dead, kept %d live and %d stale\n",
+		res.Examined, plural(res.Examined, "entry", "entries"), res.Deleted, res.Live, res.Stale)
 	return err
 }
 

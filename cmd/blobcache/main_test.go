@@ -594,3 +594,39 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestPurge: purge deletes the expired entries and an undecodable object
+// at an entry's name, keeps live and stale entries and every other object,
+// and says so.
+func TestPurge(t *testing.T) {
+	dir := t.TempDir()
+	base := fileURL(dir, "location=p&max_entries=0")
+	c := openCache(t, base)
+	now := time.Now()
+	objs := map[string][]byte{
+		c.ObjectName("corrupt"): []byte("not an entry"),
+		"p/README":              entryBytes(now.Add(-time.Hour), nil), // not named as an entry
+		"outside/obj":           entryBytes(now.Add(-time.Hour), nil),
+	}
+	for i := range 6 {
+		objs[c.ObjectName(fmt.Sprint("expired", i))] = entryBytes(now.Add(-time.Minute), []byte("old"))
+	}
+	for i := range 3 {
+		objs[c.ObjectName(fmt.Sprint("live", i))] = entryBytes(now.Add(time.Hour), []byte("fresh"))
+	}
+	writeObjects(t, c.Driver(), objs)
+	graced := openCache(t, base+"&stale_grace=1h")
+	if err := graced.Set(t.Context(), "stale", []byte("s"), time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, "", "-url", base, "purge", "-concurrency", "2")
+	r.want(t, 0, "examined 11 entries: deleted 7 dead, kept 3 live and 1 stale\n")
+	wantLen(t, c, 4)
+	for _, name := range []string{"p/README", "outside/obj"} {
+		if _, _, err := c.Driver().Read(t.Context(), name, 0, -1); err != nil {
+			t.Errorf("purge touched %q: %v", name, err)
+		}
+	}
+	cli(t, "", "-url", base, "purge", "-concurrency", "0").want(t, 2, "")
+	cli(t, "", "-url", base, "purge").want(t, 0, "examined 4 entries: deleted 0 dead, kept 3 live and 1 stale\n")
+}

@@ -22,7 +22,7 @@ const (
 	maxStatsConcurrency     = 1024
 )
 
-// checkStats checks the stats flags.
+// checkStats checks the stats (and purge) flags.
 func checkStats(v *flagValues) error {
 	if v.concurrency < 1 || v.concurrency > maxStatsConcurrency {
 		return usagef("-concurrency %d: want 1 to %d", v.concurrency, maxStatsConcurrency)
