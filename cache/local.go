@@ -128,7 +128,10 @@ func (t *localTier) put(name string, gen uint64, value []byte, expiry int64, now
 	if s.Load() != gen {
 		return
 	}
-	until := now.Add(t.staleness).UnixNano()
+	until := int64(math.MaxInt64) // a staleness bound past 2262 saturates
+	if n := now.UnixNano(); int64(t.staleness) < math.MaxInt64-n {
+		until = n + int64(t.staleness)
+	}
 	if expiry != 0 && expiry < until {
 		until = expiry
 	}

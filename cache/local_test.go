@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"strconv"
 	"sync"
 	"testing"
@@ -279,4 +280,17 @@ func ExampleWithLocalTier() {
 	// Ada
 	// Ada
 	// store reads: 1 local hits: 2
+}
+
+// TestLocalTierLongStaleness: a staleness bound of centuries does not
+// overflow into one that never serves.
+func TestLocalTierLongStaleness(t *testing.T) {
+	ctx := t.Context()
+	c := fleet(t, 1, cache.WithLocalTier(1<<20, time.Duration(math.MaxInt64)))[0]
+	must(t, c.Set(ctx, "k", []byte("v"), cache.NoExpiry))
+	c.Get(ctx, "k")
+	c.Get(ctx, "k")
+	if s := c.Stats(); s.LocalHits != 1 {
+		t.Errorf("with the longest staleness bound the tier served %d of 2 reads, want 1", s.LocalHits)
+	}
 }
