@@ -130,7 +130,7 @@ func (c *Cache) keepLease(ctx context.Context, l *Lock, lease time.Duration) (st
 				return
 			case <-t.C:
 			}
-			err := c.updateLease(ctx, l, c.now().Add(lease))
+			err := c.updateLease(ctx, l, c.leaseExpiry(lease))
 			if err == nil {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,18 @@ func (c *Cache) Lock(ctx context.Context, name string, ttl time.Duration) (_ *Lo
 	return l, nil
 }
 
+// leaseExpiry is when a lease of ttl taken now passes: at the latest the
+// last instant an entry's header can hold (in the year 2262), so that a
+// huge ttl makes a long lease, never one whose expiry overflows into the
+// past or into an undecodable header (a lease anyone could take over).
+func (c *Cache) leaseExpiry(ttl time.Duration) time.Time {
+	now := c.now().UnixNano()
+	if int64(ttl) > math.MaxInt64-now {
+		return time.Unix(0, math.MaxInt64)
+	}
+	return time.Unix(0, now+int64(ttl))
+}
+
 // lock takes a lease on name, stored at object (a lock's or a fill's).
 func (c *Cache) lock(ctx context.Context, name, object string, ttl time.Duration) (*Lock, error) {
 	if err := c.check(ctx); err != nil {
@@ -106,7 +119,7 @@ func (c *Cache) lock(ctx context.Context, name, object string, ttl time.Duration
 		if attempt > 0 {
 			c.retried(ctx, opLock, l.object, attempt)
 		}
-		expires := c.now().Add(ttl)
+		expires := c.leaseExpiry(ttl)
 		err := c.writeLease(ctx, l, expires, "", true)
 		if err == nil {
 			l.expires.Store(expires.UnixNano())
@@ -151,7 +164,7 @@ func (l *Lock) Extend(ctx context.Context, ttl time.Duration) (err error) {
 	if ttl <= 0 {
 		return fail("extend lock", l.name, fmt.Errorf("%w: a lock's ttl must be positive, got %v", ErrInvalidTTL, ttl))
 	}
-	expires := c.now().Add(ttl)
+	expires := c.leaseExpiry(ttl)
 	if err := c.updateLease(ctx, l, expires); err != nil {
 		return fail("extend lock", l.name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,21 @@ func TestTypedLock(t *testing.T) {
 	if _, err := nilTyped.Lock(ctx, "job", time.Minute); err == nil {
 		t.Errorf("Lock on a nil Typed succeeded")
 	}
+}
+
+// TestLockHugeTTL: a lease of the longest ttl is held, not overflowed into
+// one another caller can take over.
+func TestLockHugeTTL(t *testing.T) {
+	ctx := t.Context()
+	cs := fleet(t, 2)
+	l, err := cs[0].Lock(ctx, "job", time.Duration(math.MaxInt64))
+	must(t, err)
+	if _, err := cs[1].Lock(ctx, "job", time.Minute); !errors.Is(err, cache.ErrLocked) {
+		t.Errorf("a second Lock of a lease with the longest ttl = %v, want ErrLocked", err)
+	}
+	must(t, l.Extend(ctx, time.Duration(math.MaxInt64)))
+	if _, err := cs[1].Lock(ctx, "job", time.Minute); !errors.Is(err, cache.ErrLocked) {
+		t.Errorf("after Extend by the longest ttl, a second Lock = %v, want ErrLocked", err)
+	}
+	must(t, l.Release(ctx))
 }
