@@ -2,7 +2,10 @@ package gcs_test
 
 import (
 	"errors"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -272,5 +275,41 @@ func TestNew(t *testing.T) {
 	}
 	if err := pd.ValidateName("a../b"); !errors.Is(err, driver.ErrInvalidName) {
 		t.Errorf("ValidateName(a../b) = %v", err)
+	}
+}
+
+// TestAccessDeniedIsNoMiss: a 403 (an access denial) is returned as an
+// error of no kind, never as ErrNotFound (a miss), through the whole
+// driver; gcsblob's own codes would call it NotFound.
+func TestAccessDeniedIsNoMiss(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/storage/v1/b/") && !strings.Contains(strings.TrimPrefix(r.URL.Path, "/storage/v1/b/"), "/") {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"name":"bucket"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":{"code":403,"message":"denied"}}`)
+	}))
+	defer srv.Close()
+	d, err := gcs.Open(t.Context(), "bucket", gcs.Options{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := t.Context()
+	_, _, rerr := d.Read(ctx, "a", 0, -1)
+	_, lerr := d.List(ctx, &driver.ListOptions{})
+	for what, err := range map[string]error{
+		"Read":    rerr,
+		"Write":   d.Write(ctx, "a", strings.NewReader("x"), &driver.WriteOptions{IfAbsent: true}),
+		"Replace": d.Replace(ctx, "a", strings.NewReader("x"), "1", &driver.WriteOptions{}),
+		"Delete":  d.Delete(ctx, "a"),
+		"List":    lerr,
+	} {
+		if err == nil || errors.Is(err, driver.ErrNotFound) || errors.Is(err, driver.ErrPreconditionFailed) {
+			t.Errorf("%s on 403 = %v, want an error of no kind", what, err)
+		}
 	}
 }
