@@ -45,8 +45,12 @@ type Options struct {
 	// absolute http or https URL with a host and an empty path (or "/"),
 	// without user information, query or fragment. Requests to it are sent
 	// without credentials: the JSON API at Endpoint + "/storage/v1/", the
-	// object downloads (the XML API) at Endpoint's host. Empty means
-	// Google Cloud Storage.
+	// object downloads (the XML API, which the Go client reads objects
+	// with) at Endpoint's host, as GCS serves them at
+	// storage.googleapis.com. fake-gcs-server serves downloads only for its
+	// public host, so start it with -public-host set to Endpoint's
+	// host:port: otherwise every read is "not found". Empty means Google
+	// Cloud Storage (or the Go client's STORAGE_EMULATOR_HOST, when set).
 	Endpoint string
 	// Anonymous sends requests without credentials, for public buckets.
 	// It is implied by Endpoint.
