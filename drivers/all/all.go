@@ -4,15 +4,18 @@
 //	import _ "github.com/blobcache/blobcache/drivers/all"
 //
 // It registers mem:// (drivers/mem), file:// (drivers/file), s3://
-// (drivers/s3) and the Go CDK's gs:// and azblob:// (drivers/blob; the
-// program also imports gocloud.dev/blob/gcsblob or azureblob). A program
-// that needs fewer imports only the drivers it opens, and links nothing of
-// the others: a program opening only file:// URLs imports drivers/file.
+// (drivers/s3), gs:// (drivers/gcs: Google Cloud Storage, with atomic
+// Add and Incr through generation preconditions) and the Go CDK's
+// azblob:// (drivers/blob; the program also imports
+// gocloud.dev/blob/azureblob). A program that needs fewer imports only the
+// drivers it opens, and links nothing of the others: a program opening
+// only file:// URLs imports drivers/file.
 package all
 
 import (
-	_ "github.com/blobcache/blobcache/drivers/blob" // gs://, azblob://
+	_ "github.com/blobcache/blobcache/drivers/blob" // azblob://
 	_ "github.com/blobcache/blobcache/drivers/file" // file://
+	_ "github.com/blobcache/blobcache/drivers/gcs"  // gs://
 	_ "github.com/blobcache/blobcache/drivers/mem"  // mem://
 	_ "github.com/blobcache/blobcache/drivers/s3"   // s3://
 )

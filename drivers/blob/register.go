@@ -10,7 +10,6 @@ import (
 )
 
 func init() {
-	RegisterScheme("gs", EscapingGCS, "gocloud.dev/blob/gcsblob")
 	RegisterScheme("azblob", EscapingAzure, "gocloud.dev/blob/azureblob")
 }
 
