@@ -11,7 +11,6 @@ import (
 
 func init() {
 	RegisterScheme("gs", EscapingGCS, "gocloud.dev/blob/gcsblob")
-	RegisterScheme("azblob", EscapingAzure, "gocloud.dev/blob/azureblob")
 }
 
 // RegisterScheme registers the Go CDK URL scheme name (lower case, such as
@@ -22,7 +21,8 @@ func init() {
 // did not is an error that says so. The scheme's ValidateName refuses what
 // a bucket without a Go CDK prefix parameter refuses (a prefix may refuse
 // more, which the opened driver's ValidateName then says). Importing this
-// package registers gs (gcsblob's rules) and azblob (azureblob's). Like
+// package registers gs (gcsblob's rules); azblob is package
+// github.com/blobcache/blobcache/drivers/azure's. Like
 // [driver.Register], it panics when name is invalid or already registered;
 // call it from an init function.
 func RegisterScheme(name string, esc Escaping, pkg string) {
