@@ -41,6 +41,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -102,9 +104,10 @@ func Open(ctx context.Context, containerName string, opts Options) (*Driver, err
 	d := &Driver{client: client, container: containerName}
 	d.Driver, d.x = blobdrv.NewProvided(b, blobdrv.Provider{
 		Name:      "azure",
-		Escaping:  blobdrv.EscapingAzure,
+		Escaping:  Escaping,
 		ReadETag:  readETag,
 		ErrorKind: errorKind,
+		List:      listHook,
 	})
 	return d, nil
 }
@@ -112,12 +115,17 @@ func Open(ctx context.Context, containerName string, opts Options) (*Driver, err
 // newClient returns a container client: shared key when r has a key, else
 // the Azure SDK's DefaultAzureCredential.
 func newClient(r resolved, containerName string, hc *http.Client) (*container.Client, error) {
+	containerURL := r.serviceURL + "/" + containerName
+	cu, err := url.Parse(containerURL)
+	if err != nil {
+		return nil, errors.New("the service URL does not parse")
+	}
 	co := &container.ClientOptions{}
 	co.Telemetry = policy.TelemetryOptions{ApplicationID: "blobcache"}
+	co.PerCallPolicies = []policy.Policy{&namePolicy{containerPath: cu.Path}}
 	if hc != nil {
 		co.Transport = hc
 	}
-	containerURL := r.serviceURL + "/" + containerName
 	if r.key != "" {
 		cred, err := container.NewSharedKeyCredential(r.account, r.key)
 		if err != nil {
@@ -159,6 +167,31 @@ func (d *Driver) Client() *container.Client { return d.client }
 
 // String returns "azblob://container".
 func (d *Driver) String() string { return Scheme + "://" + d.container }
+
+// Escaping is the driver's name rules (see the package documentation):
+// once the driver undoes azureblob's escaping of `"`, "#", "%" and "?",
+// and reads its "__0x5c__" back as `\`, the names it refuses are those
+// s3blob rewrites (control characters, the "/" of "../", an escape
+// sequence "__0x<hex>__").
+const Escaping = blobdrv.EscapingS3
+
+// backslash is how a `\` of a name is stored (azureblob's escape; Azure
+// would store `\` as "/").
+const backslash = "__0x5c__"
+
+// listHook is the driver's [blob.Provider] List: every name is the blob's
+// name as Azure lists it, with "__0x5c__" read as `\`, never azureblob's
+// unescaping of every escape sequence (which would read a foreign blob
+// "a__0x25__" as "a%", a name that addresses the blob "a%").
+func listHook() blobdrv.ListHook {
+	return blobdrv.ListHook{Name: func(o *gcblob.ListObject) (string, bool, error) {
+		var item container.BlobItem
+		if !o.As(&item) || item.Name == nil {
+			return "", false, nil
+		}
+		return strings.ReplaceAll(*item.Name, backslash, `\`), true, nil
+	}}
+}
 
 // readETag is the driver's [blob.Provider] ReadETag: the ETag of the Get
 // Blob response behind r.

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/blobcache/blobcache/driver"
-	blobdrv "github.com/blobcache/blobcache/drivers/blob"
 	"github.com/blobcache/blobcache/internal/query"
 )
 
@@ -23,7 +22,7 @@ func init() {
 			return d, nil
 		},
 		Secrets:      []string{"key", "account_key"},
-		ValidateName: blobdrv.EscapingAzure.ValidateName,
+		ValidateName: Escaping.ValidateName,
 		Describe:     describe,
 	})
 }
