@@ -19,9 +19,18 @@
 //
 // A name is stored under exactly that blob name, and listed as exactly that
 // name, or refused with [driver.ErrInvalidName] naming the rule. azureblob
-// escapes control characters, `\`, `"`, "#", "%", "?", the "/" of "../" and
-// the start of every "__0x<hex>__" sequence, so names holding them are
-// refused ([blob.EscapingAzure]); every other valid name is kept as given.
+// escapes `"`, "#", "%" and "?" (as "__0x25__" and so on); the driver's
+// Azure SDK policy puts them back before a request is signed, so the blob
+// is named as given (Azure stores them once they are percent-encoded in the
+// URL). A `\` is the one exception: Azure (and Azurite) would turn it into
+// "/", so it stays escaped as azureblob stores it ("a\b" is the blob
+// "a__0x5c__b", as through the Go CDK) and is read back as `\` when
+// listing; a listing is in the byte order of the stored names, so a name
+// with `\` sorts as if it had "__0x5c__" there. Names holding what
+// azureblob still rewrites are refused, as s3blob's are ([Escaping]): the
+// "/" of "../" (such as "a../b") and an escape sequence "__0x<hex>__". A
+// blob someone else wrote under a name that is no valid name is never
+// listed, counted or deleted.
 //
 // # Requests
 //
