@@ -1,8 +1,10 @@
 package azuritetest
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -64,11 +66,16 @@ func Classify(req *http.Request) Op {
 }
 
 // CountingTransport is an http.RoundTripper that counts the requests it
-// sends, by operation. It is safe for concurrent use.
+// sends, by operation, and apart from them those that failed in a way the
+// Azure SDK retries (no response, or 408, 429, 500, 502, 503, 504), so that
+// a test can assert the requests a call makes whatever the server's load
+// made the SDK send again. It is safe for concurrent use.
 type CountingTransport struct {
-	base http.RoundTripper
-	mu   sync.Mutex
-	n    map[Op]int
+	base   http.RoundTripper
+	mu     sync.Mutex
+	n      map[Op]int
+	failed map[Op]int
+	why    []string // the first failures, for logs
 }
 
 // NewCountingTransport counts requests sent through base
@@ -77,16 +84,68 @@ func NewCountingTransport(base http.RoundTripper) *CountingTransport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &CountingTransport{base: base, n: map[Op]int{}}
+	return &CountingTransport{base: base, n: map[Op]int{}, failed: map[Op]int{}}
 }
 
 // RoundTrip implements http.RoundTripper.
 func (c *CountingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	op := Classify(req)
+	resp, err := c.base.RoundTrip(req)
 	c.mu.Lock()
 	c.n[op]++
+	if err != nil || retried(resp.StatusCode) {
+		c.failed[op]++
+		if len(c.why) < 10 {
+			if err != nil {
+				c.why = append(c.why, fmt.Sprintf("%s: %v", op, err))
+			} else {
+				c.why = append(c.why, fmt.Sprintf("%s: %s %s", op, resp.Status, resp.Header.Get("x-ms-error-code")))
+			}
+		}
+	}
 	c.mu.Unlock()
-	return c.base.RoundTrip(req)
+	return resp, err
+}
+
+// retried reports whether the Azure SDK's retry policy sends a request
+// again after this status (its default StatusCodes).
+func retried(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// Failed returns the counts of requests that failed in a way the Azure SDK
+// retries (they are also in Snapshot's counts).
+func (c *CountingTransport) Failed() map[Op]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.failed)
+}
+
+// Failures describes the first ten failed requests (operation, status and
+// Azure error code, or the transport's error).
+func (c *CountingTransport) Failures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.why)
+}
+
+// Answered returns Snapshot's counts less Failed's: the requests that got
+// an answer the SDK does not retry.
+func (c *CountingTransport) Answered() map[Op]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[Op]int{}
+	for op, n := range c.n {
+		if k := n - c.failed[op]; k > 0 {
+			out[op] = k
+		}
+	}
+	return out
 }
 
 // Snapshot returns the counts so far.
@@ -101,4 +160,6 @@ func (c *CountingTransport) Reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.n)
+	clear(c.failed)
+	c.why = nil
 }
