@@ -23,7 +23,8 @@ import (
 //	mem://[name]          memory (drivers/mem); the same name shares one store in this process, no name is private
 //	file:///abs/dir       a directory on disk (drivers/file)
 //	s3://bucket           Amazon S3 or an S3-compatible server such as MinIO (drivers/s3)
-//	gs://, azblob://      a Go CDK bucket (drivers/blob, with the Go CDK's gcsblob or azureblob)
+//	gs://bucket           Google Cloud Storage, or an emulator such as fake-gcs-server (drivers/gcs)
+//	azblob://container    Azure Blob Storage, or Azurite (drivers/azure)
 //
 // A blank import of github.com/blobcache/blobcache/drivers/all registers
 // them all; the cache itself imports none, so a program that opens only
@@ -108,8 +109,8 @@ var builtinImports = map[string]string{
 	"mem":    "github.com/blobcache/blobcache/drivers/mem",
 	"file":   "github.com/blobcache/blobcache/drivers/file",
 	"s3":     "github.com/blobcache/blobcache/drivers/s3",
-	"gs":     "github.com/blobcache/blobcache/drivers/blob (and gocloud.dev/blob/gcsblob)",
-	"azblob": "github.com/blobcache/blobcache/drivers/blob (and gocloud.dev/blob/azureblob)",
+	"gs":     "github.com/blobcache/blobcache/drivers/gcs",
+	"azblob": "github.com/blobcache/blobcache/drivers/azure",
 }
 
 // lookupScheme returns the registered scheme of a cache URL, or an error

@@ -75,10 +75,12 @@
 //
 // # Schemes
 //
-// Importing this package registers the URL schemes gs and azblob with
-// package driver (see [RegisterScheme] for others): cache URLs such as
-// gs://bucket?location=cache open through [OpenURL], once the program also
-// imports gocloud.dev/blob/gcsblob or gocloud.dev/blob/azureblob.
+// Importing this package registers no URL scheme: gs:// is registered by
+// github.com/blobcache/blobcache/drivers/gcs and azblob:// by
+// github.com/blobcache/blobcache/drivers/azure, which add atomic
+// conditional writes; [RegisterScheme] registers another Go CDK scheme.
+// [OpenURL] still opens a gs:// or azblob:// Go CDK URL for a program that
+// calls it directly and imports gcsblob or azureblob.
 package blob
 
 import (
