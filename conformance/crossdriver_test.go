@@ -13,6 +13,8 @@ import (
 	"github.com/blobcache/blobcache/drivers/file"
 	"github.com/blobcache/blobcache/drivers/mem"
 	"github.com/blobcache/blobcache/drivers/s3"
+	"github.com/blobcache/blobcache/internal/azuritetest"
+	"github.com/blobcache/blobcache/internal/gcstest"
 	"github.com/blobcache/blobcache/internal/s3test"
 	"github.com/google/go-cmp/cmp"
 )
@@ -22,8 +24,11 @@ type driverFunc func(ctx context.Context) (driver.Driver, error)
 func (f driverFunc) MakeDriver(ctx context.Context) (driver.Driver, error) { return f(ctx) }
 func (f driverFunc) Close()                                                {}
 
-// TestCrossDriver runs Compare's script on memory, a directory and MinIO and
-// diffs the outcomes.
+// TestMain stops the Azurite that TestCrossDriver starts.
+func TestMain(m *testing.M) { azuritetest.Main(m) }
+
+// TestCrossDriver runs Compare's script on memory, a directory, MinIO,
+// fake-gcs-server and Azurite and diffs the outcomes.
 func TestCrossDriver(t *testing.T) {
 	conformance.Compare(t, map[string]conformance.HarnessMaker{
 		"mem": func(ctx context.Context, t *testing.T) (conformance.Harness, error) {
@@ -41,6 +46,8 @@ func TestCrossDriver(t *testing.T) {
 					AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey})
 			}), nil
 		},
+		"fake-gcs-server": gcstest.HarnessMaker(),
+		"azurite":         azuritetest.HarnessMaker(),
 	})
 }
 
