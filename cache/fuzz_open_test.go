@@ -94,7 +94,8 @@ func relCheckOpen(t *testing.T, raw string) {
 		msg := err.Error()
 		switch {
 		case errors.Is(err, cache.ErrInvalidOption), errors.Is(err, context.Canceled):
-		case strings.HasPrefix(msg, "s3: "), strings.HasPrefix(msg, "file: "), strings.HasPrefix(msg, "blob: "):
+		case strings.HasPrefix(msg, "s3: "), strings.HasPrefix(msg, "file: "), strings.HasPrefix(msg, "blob: "),
+			strings.HasPrefix(msg, "gcs: "), strings.HasPrefix(msg, "azure: "):
 		default:
 			t.Errorf("Open(%q): error %q is neither an invalid option nor a driver's error", raw, msg)
 		}
@@ -148,6 +149,9 @@ func FuzzOpenURL(f *testing.F) {
 		"s3://bucket/path",
 		"S3://Bucket?Endpoint=http://127.0.0.1:1",
 		"gs://bucket",
+		"gs://bucket?endpoint=http://127.0.0.1:1&anonymous=true",
+		"azblob://container?account=devstoreaccount1&key=c2VjcmV0a2V5c2VjcmV0a2V5&endpoint=http://127.0.0.1:1/devstoreaccount1",
+		"azblob://c?account=a",
 		"%zz",
 		"://",
 		"mem://?location=%00",

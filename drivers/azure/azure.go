@@ -99,6 +99,11 @@ func Open(ctx context.Context, containerName string, opts Options) (*Driver, err
 	if err != nil {
 		return nil, err
 	}
+	// Before a credential is made (DefaultAzureCredential may ask the
+	// instance metadata service): a done context opens nothing.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("azure: open container %q: %w", containerName, err)
+	}
 	client, err := newClient(r, containerName, opts.HTTPClient)
 	if err != nil {
 		return nil, fmt.Errorf("azure: open container %q: %w", containerName, err)

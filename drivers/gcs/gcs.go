@@ -125,6 +125,11 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	// Before the client looks for credentials, which may ask the metadata
+	// server: a done context opens nothing and contacts nobody.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gcs: open bucket %q: %w", bucket, err)
+	}
 	var copts []option.ClientOption
 	switch {
 	case opts.Endpoint != "":
