@@ -4,13 +4,15 @@
 // has: generation preconditions for atomic creates and replaces. Importing
 // the package registers the URL scheme gs ([OpenURL]) with package driver.
 //
-// A [*Driver] implements [driver.Driver], [driver.Replacer] and
+// A [*Driver] implements [driver.Driver], [driver.Replacer],
+// [driver.BatchDeleter] and
 // [driver.NameValidator]. It embeds the generic [*blob.Driver], to which
 // it gives, through [blob.Provider], the ETag of a read (the object's
 // generation) and the mapping of GCS's status codes to the driver's kinds;
-// Replace is its own. It implements no [driver.BatchDeleter]: the Go
-// client has no batch call, so Clear, culling and DeleteMany send one
-// DELETE per entry (at most 8 at a time).
+// Replace and DeleteBatch are its own. The Go client has no batch call:
+// [Driver.DeleteBatch] sends the JSON API's batch request itself (100
+// deletes per request), so Clear, culling and DeleteMany send one request
+// per 100 entries.
 //
 // # Atomicity and ETags
 //
@@ -57,7 +59,8 @@
 // for the attributes. Write of an object below gcsblob's buffer size
 // (the Go client's 16 MiB chunk) is one multipart upload; Replace is one
 // too (plus one objects.get after a refusal, see above). Delete is one
-// objects.delete (no lookup first), List one objects.list per page.
+// objects.delete (no lookup first), List one objects.list per page,
+// DeleteBatch one batch request per 100 names.
 //
 // # Retries
 //
@@ -79,6 +82,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -90,6 +94,7 @@ import (
 	"gocloud.dev/gcerrors"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 )
 
 // Driver is the GCS driver. Besides the methods of the embedded
@@ -102,12 +107,14 @@ type Driver struct {
 	client *storage.Client
 	owned  bool // Close closes client
 	bucket string
+	batch  *batcher // nil: DeleteBatch deletes one name at a time
 }
 
 // Compile-time checks.
 var (
 	_ driver.Driver        = (*Driver)(nil)
 	_ driver.Replacer      = (*Driver)(nil)
+	_ driver.BatchDeleter  = (*Driver)(nil)
 	_ driver.NameValidator = (*Driver)(nil)
 )
 
@@ -164,7 +171,40 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("gcs: open bucket %q: %w", bucket, err)
 	}
 	d.owned = true
+	d.batch, err = newBatcher(ctx, bucket, opts)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("gcs: open bucket %q: %w", bucket, err)
+	}
 	return d, nil
+}
+
+// newBatcher returns the batcher of a driver opened with opts: over
+// opts.HTTPClient when set, a client without credentials with Endpoint or
+// Anonymous, and otherwise one with Application Default Credentials, as the
+// storage client has.
+func newBatcher(ctx context.Context, bucket string, opts Options) (*batcher, error) {
+	b := &batcher{
+		url:    "https://storage.googleapis.com/batch/storage/v1",
+		path:   "/storage/v1/b/" + url.PathEscape(bucket) + "/o/",
+		client: opts.HTTPClient,
+	}
+	if opts.Endpoint != "" {
+		b.url = strings.TrimSuffix(opts.Endpoint, "/") + "/batch/storage/v1"
+	}
+	if b.client != nil {
+		return b, nil
+	}
+	if opts.Endpoint != "" || opts.Anonymous {
+		b.client = http.DefaultClient
+		return b, nil
+	}
+	c, _, err := htransport.NewClient(ctx, option.WithScopes(storage.ScopeFullControl))
+	if err != nil {
+		return nil, err
+	}
+	b.client = c
+	return b, nil
 }
 
 // New returns a driver for b, a bucket of the caller's that must be backed
