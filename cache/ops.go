@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -178,11 +179,26 @@ func (c *Cache) write(ctx context.Context, name string, value []byte, exp, grace
 	}
 	defer e.release()
 	opts.ContentEncoding = e.contentEncoding()
+	opts.DeleteAfter = deadAt(exp, grace)
 	if err := c.storeWrite(ctx, name, e, opts); err != nil {
 		return err
 	}
 	c.wrote(name)
 	return nil
+}
+
+// deadAt is the instant after which an entry expiring at exp (Unix
+// nanoseconds, 0 never) with grace nanoseconds of grace is dead: the
+// WriteOptions.DeleteAfter of its write. It is zero for an entry that never
+// expires, and saturates rather than wraps.
+func deadAt(exp, grace int64) time.Time {
+	if exp == 0 {
+		return time.Time{}
+	}
+	if grace > 0 && exp > math.MaxInt64-grace {
+		return time.Unix(0, math.MaxInt64)
+	}
+	return time.Unix(0, exp+max(grace, 0))
 }
 
 // checkSize refuses a value larger than max_value_size.
@@ -208,7 +224,7 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp, gra
 		return err
 	}
 	defer e.release()
-	if err := c.storeReplace(ctx, name, e, etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding()}); err != nil {
+	if err := c.storeReplace(ctx, name, e, etag, &driver.WriteOptions{ContentEncoding: e.contentEncoding(), DeleteAfter: deadAt(exp, grace)}); err != nil {
 		return err
 	}
 	c.wrote(name)

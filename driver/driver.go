@@ -115,6 +115,15 @@ type WriteOptions struct {
 	// Content-Encoding where the store has such a notion (S3). It never
 	// changes the bytes the driver stores or returns.
 	ContentEncoding string
+	// DeleteAfter, when not zero, is the instant after which the object is
+	// dead to the cache (its entry's expiry plus any grace period): no read
+	// will ever serve it. A driver may arrange for the store to delete the
+	// object on its own some time after it (the S3 driver's lifecycle
+	// option tags it for a lifecycle rule), never before it; it never
+	// changes the bytes stored or returned, and a driver may ignore it. A
+	// write without it stores an object the store keeps until it is
+	// deleted, also when it replaces one written with it.
+	DeleteAfter time.Time
 }
 
 // ListOptions select a page of a listing. Callers always pass a non-nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/blobcache/blobcache/bench"
 	"github.com/blobcache/blobcache/cache"
+	"github.com/blobcache/blobcache/drivers/s3"
 )
 
 // flagValues are the values of the commands' own flags.
@@ -181,6 +182,21 @@ delete), as when a read deletes an expired entry.`,
 		run:   cmdPurge,
 	},
 	{
+		name: "lifecycle", minArgs: 0, maxArgs: 0,
+		summary: "print the S3 lifecycle rules that delete expired entries",
+		detail: `Prints, as the JSON lifecycle configuration the AWS CLI takes (aws
+s3api put-bucket-lifecycle-configuration --bucket B
+--lifecycle-configuration file://rules.json), the rules that delete the
+entries a cache writes with lifecycle=tag, verify or install in its URL:
+one per expiry class (1, 2, 4, ..., 1024 days), each selecting the
+objects tagged blobcache-expires=<N>d and expiring them N days after
+they were written. Installing the file replaces the bucket's
+configuration: merge it with the rules the bucket has, or let the cache
+do it (lifecycle=install). Only s3:// URLs have lifecycle rules; the
+command opens the bucket (one HeadBucket) and changes nothing.`,
+		run: cmdLifecycle,
+	},
+	{
 		name: "bench", args: "[flags]", minArgs: 0, maxArgs: 0,
 		summary: "load-test: ops/s, latency, requests/op, cache/raw ratio",
 		detail:  benchDetail,
@@ -313,6 +329,14 @@ func cmdPurge(e *env, c *cache.Cache, _ []string) error {
 	}
 	_, err = fmt.Fprintf(e.stdout, "examined %d %s: deleted %d dead, kept %d live and %d stale\n",
 		res.Examined, plural(res.Examined, "entry", "entries"), res.Deleted, res.Live, res.Stale)
+	return err
+}
+
+func cmdLifecycle(e *env, c *cache.Cache, _ []string) error {
+	if _, ok := c.Driver().(*s3.Driver); !ok {
+		return fmt.Errorf("lifecycle rules are S3's, and %v is not an s3:// cache (purge deletes expired entries on any store)", c)
+	}
+	_, err := e.stdout.Write(s3.LifecycleJSON())
 	return err
 }
 

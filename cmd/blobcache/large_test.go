@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blobcache/blobcache/drivers/s3"
 	"github.com/blobcache/blobcache/internal/s3test"
 )
 
@@ -142,4 +143,15 @@ func minioURL(t *testing.T) minioStore {
 		"secret_key":     {cfg.SecretKey},
 	}
 	return minioStore{url: "s3://" + bucket, query: q.Encode(), secret: cfg.SecretKey}
+}
+
+// TestLifecycle: lifecycle prints the driver's rules as the AWS CLI's JSON
+// for an s3:// cache, and refuses, naming why, any other.
+func TestLifecycle(t *testing.T) {
+	r := cli(t, "", "-url", "mem://", "lifecycle")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "not an s3:// cache") {
+		t.Errorf("lifecycle on mem: exit %d, stdout %q, stderr %q; want exit 1 saying it is not S3", r.code, r.stdout, r.stderr)
+	}
+	m := minioURL(t)
+	cli(t, "", "-url", m.url+"?"+m.query, "lifecycle").want(t, 0, string(s3.LifecycleJSON()))
 }

@@ -58,6 +58,8 @@ func TestCacheRequestCounts(t *testing.T) {
 	step("Incr", map[s3test.Op]int{get: 1, put: 1}, func() error { _, err := c.Incr(ctx, "n", 1); return err })
 	step("Delete (live)", map[s3test.Op]int{get: 1, del: 1}, func() error { _, err := c.Delete(ctx, "k"); return err })
 	step("Delete (absent)", map[s3test.Op]int{get: 1}, func() error { _, err := c.Delete(ctx, "k"); return err })
+	step("Set", map[s3test.Op]int{put: 1}, func() error { return c.Set(ctx, "k", v, time.Hour) })
+	step("DeleteMany (1), Delete without its result", map[s3test.Op]int{batch: 1}, func() error { return c.DeleteMany(ctx, []string{"k"}) })
 	items := map[string][]byte{}
 	for i := range 100 {
 		items[fmt.Sprint("m", i)] = v

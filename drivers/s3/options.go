@@ -108,6 +108,11 @@ type Options struct {
 	DualStack bool
 	// FIPS uses FIPS endpoints. It conflicts with Endpoint.
 	FIPS bool
+	// Lifecycle makes the store delete expired entries itself (see
+	// [LifecycleTagKey]): off (the default, also when empty), tag, verify
+	// or install ([LifecycleOff], [LifecycleTag], [LifecycleVerify],
+	// [LifecycleInstall]), matched without case.
+	Lifecycle string
 	// HTTPClient sends the requests; nil means the AWS SDK's default (which
 	// honours AWS_CA_BUNDLE). A client given here is used as is. Tests use it
 	// to count requests.
@@ -145,6 +150,7 @@ func (o Options) String() string {
 	field("Accelerate", o.Accelerate)
 	field("DualStack", o.DualStack)
 	field("FIPS", o.FIPS)
+	field("Lifecycle", strconv.Quote(o.Lifecycle))
 	if o.HTTPClient == nil {
 		field("HTTPClient", "nil")
 	} else {
@@ -259,6 +265,13 @@ func (o *Options) validate() (storageClass string, err error) {
 		if hasSpaceOrControl(o.KMSKeyID) {
 			return "", invalid("kmskeyid %s holds white space or a control character", quote(o.KMSKeyID))
 		}
+	}
+	if o.Lifecycle != "" {
+		m, ok := oneOf(o.Lifecycle, lifecycleModes)
+		if !ok {
+			return "", invalid("lifecycle %s is not a lifecycle mode (want one of %v)", quote(o.Lifecycle), lifecycleModes)
+		}
+		o.Lifecycle = m
 	}
 	if err := o.validateCredentials(); err != nil {
 		return "", err

@@ -234,6 +234,8 @@ func TestOptionValidation(t *testing.T) {
 		{"dualstack", func(o *s3.Options) { o.DualStack = true }},
 		{"fips", func(o *s3.Options) { o.FIPS = true }},
 		{"accelerate", func(o *s3.Options) { o.Accelerate = true }},
+		{"lifecycle", func(o *s3.Options) { o.Lifecycle = "on" }},
+		{"lifecycle", func(o *s3.Options) { o.Lifecycle = "install " }},
 		{"accelerate", func(o *s3.Options) { o.Endpoint = ""; o.Accelerate = true }}, // with path style
 		{"accelerate", func(o *s3.Options) { o.Endpoint, o.UsePathStyle = "", false; o.Accelerate, o.FIPS = true, true }},
 	} {
@@ -327,6 +329,12 @@ func TestOptionParseURLStrict(t *testing.T) {
 	_, o, err := parse("s3://bkt?default_acl=PUBLIC-READ&storage_class=standard_ia&sse=aws:KMS&kmskeyid=k&create_bucket=true&bucket_acl=Private")
 	if err != nil || o.DefaultACL != "public-read" || o.StorageClass != "STANDARD_IA" || o.ServerSideEncryption != "aws:kms" || o.BucketACL != "private" {
 		t.Errorf("ParseURL of case-folded values = %v, %v", o, err)
+	}
+	if _, o, err := parse("s3://bkt?lifecycle=Install"); err != nil || o.Lifecycle != s3.LifecycleInstall {
+		t.Errorf("lifecycle=Install: %v, %v", o, err)
+	}
+	if _, _, err := parse("s3://bkt?lifecycle=yes"); !errors.Is(err, driver.ErrInvalidOption) || !strings.Contains(err.Error(), `lifecycle "yes" is not a lifecycle mode`) {
+		t.Errorf("lifecycle=yes: %v, want an error naming it", err)
 	}
 	// Empty segments lose nothing.
 	if _, o, err := parse("s3://bkt?&region=eu-west-1&&"); err != nil || o.Region != "eu-west-1" {

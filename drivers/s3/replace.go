@@ -16,7 +16,8 @@ import (
 // Replace implements [driver.Replacer]: a write with If-Match: etag, set on
 // the s3blob writer's *transfermanager.UploadObjectInput through BeforeWrite
 // (for multipart uploads the transfer manager puts it on
-// CompleteMultipartUpload). opts.IfAbsent is ignored. It is one PutObject:
+// CompleteMultipartUpload), with the expiry-class tag as Write sets it.
+// opts.IfAbsent is ignored. It is one PutObject:
 // S3 (and MinIO) answer 412 PreconditionFailed when the object changed, which
 // is returned as ErrPreconditionFailed, and 404 NoSuchKey when it is gone,
 // returned as ErrNotFound. A store that answered 412 for a missing object
@@ -30,7 +31,8 @@ func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag 
 		// write unconditional. No object has an empty ETag.
 		return fmt.Errorf("s3: replace %q: %w: empty etag", name, driver.ErrPreconditionFailed)
 	}
-	wo := &driver.WriteOptions{ContentEncoding: opts.ContentEncoding}
+	wo := &driver.WriteOptions{ContentEncoding: opts.ContentEncoding, DeleteAfter: opts.DeleteAfter}
+	tag := d.tagHook(opts.DeleteAfter)
 	return d.x.Write(ctx, "replace", name, body, wo, func(asFunc func(any) bool) error {
 		var in *transfermanager.UploadObjectInput
 		if !asFunc(&in) || in == nil {
@@ -38,6 +40,9 @@ func (d *Driver) Replace(ctx context.Context, name string, body io.Reader, etag 
 		}
 		in.IfMatch = aws.String(etag)
 		in.IfNoneMatch = nil
+		if tag != nil {
+			return tag(asFunc)
+		}
 		return nil
 	})
 }

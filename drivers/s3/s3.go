@@ -65,7 +65,16 @@
 // below the multipart threshold (16 MiB) is one PutObject, Delete one
 // DeleteObject (no HEAD first, unlike s3blob's Delete), List one
 // ListObjectsV2 per page, DeleteBatch one DeleteObjects per 1000 names,
-// Replace one PutObject.
+// Replace one PutObject. With [Options.Lifecycle] verify, Open also sends
+// one GetBucketLifecycleConfiguration; with install, that and, when a rule
+// is missing or changed, one PutBucketLifecycleConfiguration. Tagging an
+// entry (lifecycle tag, verify or install) adds a header to its PutObject,
+// never a request.
+//
+// # Lifecycle
+//
+// See [LifecycleTagKey] for how the store deletes expired entries itself,
+// and [LifecycleRules] for the rules.
 //
 // # S3-compatible servers
 //
@@ -79,6 +88,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -92,8 +102,8 @@ import (
 )
 
 // Driver is the S3 driver. Besides the methods of the embedded
-// [*blob.Driver] (Read, Write, Delete, List, ValidateName, Close), it
-// implements [driver.BatchDeleter] and [driver.Replacer]. It is safe for
+// [*blob.Driver] (Read, Delete, List, ValidateName, Close) and its own
+// Write, it implements [driver.BatchDeleter] and [driver.Replacer]. It is safe for
 // concurrent use.
 type Driver struct {
 	*blobdrv.Driver
@@ -101,6 +111,7 @@ type Driver struct {
 	client    *s3.Client
 	bucket    string
 	keyPrefix string // a Go CDK prefixed bucket's prefix, as s3blob sends it
+	tagging   bool   // tag entries with their expiry class (Options.Lifecycle)
 }
 
 // Compile-time checks.
@@ -133,6 +144,9 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 	if err := ensureBucket(ctx, client, bucket, &opts); err != nil {
 		return nil, err
 	}
+	if err := setUpLifecycle(ctx, client, bucket, opts.Lifecycle); err != nil {
+		return nil, err
+	}
 	b, err := s3blob.OpenBucket(ctx, client, bucket, &s3blob.Options{
 		EncryptionType:  types.ServerSideEncryption(opts.ServerSideEncryption),
 		KMSEncryptionID: opts.KMSKeyID,
@@ -158,7 +172,15 @@ func Open(ctx context.Context, bucket string, opts Options) (*Driver, error) {
 		b.Close()
 		return nil, fmt.Errorf("s3: open bucket %q: %w", bucket, err)
 	}
+	d.tagging = opts.Lifecycle != "" && opts.Lifecycle != LifecycleOff
 	return d, nil
+}
+
+// Write implements [driver.Driver]: one PutObject (multipart past 16 MiB),
+// tagged with the object's expiry class when the driver was opened with a
+// lifecycle mode other than off and opts.DeleteAfter is set.
+func (d *Driver) Write(ctx context.Context, name string, body io.Reader, opts *driver.WriteOptions) error {
+	return d.x.Write(ctx, "write", name, body, opts, d.tagHook(opts.DeleteAfter))
 }
 
 // New returns a driver for b, a bucket of the caller's that must be backed

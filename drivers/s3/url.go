@@ -17,6 +17,7 @@ import (
 //	s3://bucket?endpoint=http://127.0.0.1:9000&region=us-east-1&use_path_style=true
 //	    &access_key=...&secret_key=...&create_bucket=true&default_acl=private
 //	    &bucket_acl=private&storage_class=STANDARD_IA&reduced_redundancy=true
+//	    &lifecycle=install
 //
 // The host is the bucket (or the parameter bucket_name, alias
 // storage_bucket_name). Parameter names are case-insensitive; each maps to the
@@ -24,7 +25,7 @@ import (
 // (alias s3forcepathstyle), access_key (alias access_key_id), secret_key
 // (alias secret_access_key), profile, anonymous, create_bucket, default_acl,
 // bucket_acl, storage_class, reduced_redundancy, ssetype (alias sse),
-// kmskeyid (alias kms_key_id), accelerate, dualstack, fips. See [ParseURL]
+// kmskeyid (alias kms_key_id), accelerate, dualstack, fips, lifecycle. See [ParseURL]
 // for what is refused. No error ever contains the secret key, and nothing is
 // sent before every parameter has been checked.
 func OpenURL(ctx context.Context, u *url.URL) (*Driver, error) {
@@ -63,6 +64,7 @@ var urlParams = map[string]string{
 	"accelerate":          "accelerate",
 	"dualstack":           "dualstack",
 	"fips":                "fips",
+	"lifecycle":           "lifecycle",
 	"bucket_name":         "bucket_name",
 	"storage_bucket_name": "bucket_name",
 }
@@ -164,6 +166,7 @@ func ParseURL(u *url.URL) (bucket string, opts Options, err error) {
 		StorageClass:         str("storage_class"),
 		ServerSideEncryption: str("ssetype"),
 		KMSKeyID:             str("kmskeyid"),
+		Lifecycle:            str("lifecycle"),
 	}
 	for _, b := range []struct {
 		canon string
