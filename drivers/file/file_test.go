@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -320,6 +321,61 @@ func TestDeleteRemovesEmptyDirectories(t *testing.T) {
 	for _, e := range entries {
 		if e.Name() != lockDir {
 			t.Errorf("after deleting everything, %s is left in the directory", e.Name())
+		}
+	}
+}
+
+// TestDeleteBatchRemovesEmptyDirectories: a batch over several directories,
+// long enough to be split between workers, with absent names and names
+// under absent directories among them, deletes what it names, keeps the rest
+// and removes the directories it leaves empty (once per directory, not
+// after every name).
+func TestDeleteBatchRemovesEmptyDirectories(t *testing.T) {
+	dir := t.TempDir()
+	d := newDriver(t, dir)
+	var names []string
+	for _, sub := range []string{"a", "a/b", "c", "keep"} {
+		for i := range 40 {
+			name := sub + "/" + strconv.Itoa(i)
+			write(t, d, name, []byte(name))
+			names = append(names, name)
+		}
+	}
+	write(t, d, "keep/survivor", []byte("kept"))
+	write(t, d, "top", []byte("top"))
+	names = append(names, "top", "absent", "a/absent", "nowhere/at/all")
+	slices.Sort(names)
+	if len(names) < batchSplit {
+		t.Fatalf("%d names: too few to split the batch", len(names))
+	}
+	if err := d.DeleteBatch(ctx, names); err != nil {
+		t.Fatalf("DeleteBatch: %v", err)
+	}
+	wantContent(t, d, "keep/survivor", []byte("kept"))
+	for _, name := range names {
+		wantAbsent(t, d, name)
+	}
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		if e.Name() != lockDir {
+			left = append(left, e.Name())
+		}
+	}
+	if want := []string{"keep~"}; !slices.Equal(left, want) {
+		t.Errorf("after the batch, the directory holds %q, want %q", left, want)
+	}
+}
+
+// TestStripeOfIsFNV: the lock stripe of a name is FNV-1a modulo the number
+// of stripes, as it always was, so that processes of older and newer
+// versions sharing a store take the same lock file for a name.
+func TestStripeOfIsFNV(t *testing.T) {
+	for _, name := range append([]string{"", "a", "cache/0123456789abcdef0123456789abcdef01234567"}, unusualNames...) {
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		if got, want := stripeOf(name), h.Sum32()%numStripes; got != want {
+			t.Errorf("stripeOf(%q) = %d, want %d", name, got, want)
 		}
 	}
 }

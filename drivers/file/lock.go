@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io/fs"
 	"os"
 	"time"
@@ -13,9 +12,7 @@ import (
 // lock takes the lock of name's stripe and returns the function that
 // releases it. It waits until it has the lock or ctx is done.
 func (d *Driver) lock(ctx context.Context, name string) (func(), error) {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	i := h.Sum32() % numStripes
+	i := stripeOf(name)
 	s := &d.stripes[i]
 	select {
 	case s.sem <- struct{}{}:
@@ -63,6 +60,19 @@ func (d *Driver) lock(ctx context.Context, name string) (func(), error) {
 		}
 		<-s.sem
 	}, nil
+}
+
+// stripeOf returns the stripe of name: its 32-bit FNV-1a hash modulo
+// numStripes. It is hash/fnv's New32a, computed in place so that a lock
+// allocates nothing; it must not change, or processes of two versions
+// sharing a store would take different lock files for one name.
+func stripeOf(name string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return h % numStripes
 }
 
 // openLockFile opens (creating) lock file i. The lock directory and the
