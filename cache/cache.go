@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,7 @@ type Cache struct {
 	defaultKeyFunc bool
 	defaultTTL     time.Duration
 	maxEntries     int
+	shardDigits    int // hex digits of a cull shard's name; 0: one location
 	policy         cull.Policy
 	gzip           bool
 	maxValueSize   int64
@@ -77,6 +79,7 @@ type Cache struct {
 	desc           string
 
 	counter *entryCounter
+	pass    cullPass // the background cull of the shards (see shard.go)
 	// probe is an entry name this cache wrote since its last listing (nil:
 	// none): a listing that finds no entry checks it exists, to tell an
 	// empty location from one the store hides (see checkHidden).
@@ -141,9 +144,10 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		staleGrace:     s.staleGrace,
 		now:            s.now,
 		desc:           s.description,
-		counter:        newEntryCounter(s.maxEntries > 0),
+		shardDigits:    shardDigits(s.maxEntries, s.cullShards),
 		logger:         s.logger,
 	}
+	c.counter = newEntryCounter(s.maxEntries > 0, prefix+strings.Repeat("0", c.shardDigits))
 	if len(s.signingKeys) > 0 {
 		c.keys = &signingKeys{keys: s.signingKeys}
 	}
@@ -205,6 +209,7 @@ func (c *Cache) Close() error {
 		return ErrClosed
 	}
 	c.stopClosing()
+	c.WaitCulls(context.Background()) // the background cull stops at its next request
 	c.local.close()
 	return c.d.Close()
 }

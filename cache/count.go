@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"strings"
 	"sync"
 )
 
@@ -14,6 +15,11 @@ import (
 // this set cannot see; each listing measures how many appeared per own new
 // entry (ratio), and the counter lists early by that projection, so that all
 // processes together stay near the limit.
+//
+// It counts only the names under domain: the whole location when the
+// cache culls it as one, one shard of it (the sample shard, see shardPlan)
+// when it culls shard by shard. Names outside domain are not tracked, so
+// its memory is bounded by the entries of that one shard.
 type entryCounter struct {
 	// listMu serializes listings: one list-and-cull at a time.
 	listMu sync.Mutex
@@ -21,6 +27,8 @@ type entryCounter struct {
 	// off: the cache never culls by count (max_entries 0), so nothing is
 	// tracked and wrote, dropped and endListing cost nothing.
 	off bool
+	// domain is the prefix of the names tracked.
+	domain string
 
 	mu     sync.Mutex
 	valid  bool                // known reflects a listing
@@ -42,42 +50,46 @@ type entryCounter struct {
 // (culls are decided on the listing, not the guess).
 const initialRatio = 3
 
-// newEntryCounter returns a counter; with on false (max_entries 0) it
-// tracks nothing.
-func newEntryCounter(on bool) *entryCounter {
-	return &entryCounter{off: !on, known: make(map[string]struct{}), ratio: initialRatio}
+// newEntryCounter returns a counter of the names under domain; with on
+// false (max_entries 0) it tracks nothing.
+func newEntryCounter(on bool, domain string) *entryCounter {
+	return &entryCounter{off: !on, domain: domain, known: make(map[string]struct{}), ratio: initialRatio}
 }
 
-// needsListing reports whether a write must first list the store, given the
-// entry limit: when nothing is known yet, or when the projected count has
-// reached the limit.
-func (ec *entryCounter) needsListing(maxEntries int) bool {
-	return ec.mayNeedListing(maxEntries, 0)
+// tracks reports whether name is under the counter's domain.
+func (ec *entryCounter) tracks(name string) bool { return strings.HasPrefix(name, ec.domain) }
+
+// needsListing reports whether a write must first list the domain, given
+// its entry limit: when nothing is known yet, or when the projected count
+// has reached the limit.
+func (ec *entryCounter) needsListing(limit float64) bool {
+	return ec.mayNeedListing(limit, 0)
 }
 
-// mayNeedListing reports whether any of the next n+1 writes, all of new
-// names, may have to list the store first.
-func (ec *entryCounter) mayNeedListing(maxEntries, n int) bool {
+// mayNeedListing reports whether any of the next writes, of n new names
+// under the domain and any number elsewhere, plus one more, may have to
+// list the domain first.
+func (ec *entryCounter) mayNeedListing(limit float64, n int) bool {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	if !ec.valid {
 		return true
 	}
 	projected := float64(len(ec.known)) + ec.ratio*float64(ec.ownNew+n) + float64(n)
-	return projected >= float64(maxEntries)
+	return projected >= limit
 }
 
-// unknown returns how many of names the counter does not know of: the
-// entries that writing all of them could add.
+// unknown returns how many of names are under the domain and not known to
+// the counter: the entries that writing all of them could add there.
 func (ec *entryCounter) unknown(names []string) int {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
-	if !ec.valid {
-		return len(names)
-	}
 	n := 0
 	for _, name := range names {
-		if _, ok := ec.known[name]; !ok {
+		if !ec.tracks(name) {
+			continue
+		}
+		if _, ok := ec.known[name]; !ok || !ec.valid {
 			n++
 		}
 	}
@@ -86,7 +98,7 @@ func (ec *entryCounter) unknown(names []string) int {
 
 // wrote records a successful write of name.
 func (ec *entryCounter) wrote(name string) {
-	if ec.off {
+	if ec.off || !ec.tracks(name) {
 		return
 	}
 	ec.mu.Lock()
@@ -109,6 +121,9 @@ func (ec *entryCounter) dropped(names ...string) {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
 	for _, name := range names {
+		if !ec.tracks(name) {
+			continue
+		}
 		delete(ec.known, name)
 		if ec.listing {
 			ec.pendingDrop[name] = struct{}{}
@@ -134,8 +149,9 @@ func (ec *entryCounter) abortListing() {
 	ec.pendingAdd, ec.pendingDrop = nil, nil
 }
 
-// endListing replaces what is known with the listing's names minus the
-// culled ones, plus own changes made while the listing ran.
+// endListing replaces what is known with the listing's names (of the
+// domain) minus the culled ones, plus own changes made while the listing
+// ran.
 func (ec *entryCounter) endListing(listed []string, culled []string) {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()

@@ -179,7 +179,8 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 				return 0, err
 			}
 			exp, _ := c.expiry(k.ttl) // checked by increment
-			if err := c.cullIfFull(ctx); err != nil {
+			startPass, err := c.cullIfFull(ctx)
+			if err != nil {
 				return 0, err
 			}
 			value := strconv.AppendInt(buf[:0], sum, 10)
@@ -189,6 +190,7 @@ func (c *Cache) applyBatch(ctx context.Context, k counterKey, deltas []int64) (i
 			} else {
 				err = c.write(ctx, k.name, value, exp, 0, &driver.WriteOptions{IfAbsent: true})
 			}
+			startPass()
 			if err == nil {
 				return k.initial, nil
 			}

@@ -48,3 +48,9 @@ func Observe(c *Cache) Observed {
 	}
 	return o
 }
+
+// ShardDigits returns the hex digits of c's cull shards (0: one location).
+func ShardDigits(c *Cache) int { return c.shardDigits }
+
+// TrackedNames returns how many names c's entry counter holds.
+func TrackedNames(c *Cache) int { return c.counter.count() }

@@ -70,7 +70,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	g.SetLimit(manyLimit)
 	// Only names the counter does not know add entries: a batch of
 	// overwrites stays concurrent however full the cache is.
-	if c.maxEntries > 0 && c.counter.mayNeedListing(c.maxEntries, c.counter.unknown(names)) {
+	if c.maxEntries > 0 && c.counter.mayNeedListing(c.countLimit(), c.counter.unknown(names)) {
 		g.SetLimit(1)
 	}
 	for i, key := range keys {

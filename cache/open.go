@@ -33,6 +33,7 @@ import (
 //
 // Query parameters set cache options, with Django's names, case-insensitive:
 // location, max_entries, cull_frequency, cull_policy (frequency or oldest),
+// cull_shards (0 to 8),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
 // version, is_gzipped, max_value_size, fill_timeout, fill_lease,
 // stale_grace, local_tier, local_staleness, signing_key. The
@@ -249,6 +250,13 @@ var cacheOptions = map[string]func(string) (Option, error){
 			return nil, optionError("cull_frequency", "%s is not an integer", quoteValue(v))
 		}
 		return WithCullFrequency(n), nil
+	},
+	"cull_shards": func(v string) (Option, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, optionError("cull_shards", "%s is not an integer", quoteValue(v))
+		}
+		return WithCullShards(n), nil
 	},
 	"cull_policy": func(v string) (Option, error) {
 		switch strings.ToLower(v) {

@@ -161,9 +161,11 @@ func (c *Cache) setNamed(ctx context.Context, name string, value []byte, ttl, gr
 	if err != nil {
 		return err
 	}
-	if err := c.cullIfFull(ctx); err != nil {
+	startPass, err := c.cullIfFull(ctx)
+	if err != nil {
 		return err
 	}
+	defer startPass()
 	return c.write(ctx, name, value, exp, int64(grace), &driver.WriteOptions{})
 }
 
@@ -232,10 +234,11 @@ func (c *Cache) replace(ctx context.Context, name string, value []byte, exp, gra
 }
 
 // wrote records a successful write of name: in the entry counter, and as the
-// probe if none is set (one atomic load once it is).
+// probe if none is set and the counter tracks it (the probe must be in what
+// the counter lists; one atomic load once it is set).
 func (c *Cache) wrote(name string) {
 	c.counter.wrote(name)
-	if c.probe.Load() == nil {
+	if c.probe.Load() == nil && c.counter.tracks(name) {
 		c.probe.CompareAndSwap(nil, &name)
 	}
 }
@@ -272,9 +275,11 @@ func (c *Cache) add(ctx context.Context, key string, value []byte, ttl, grace ti
 		return false, err
 	}
 	name := c.objectName(key)
-	if err := c.cullIfFull(ctx); err != nil {
+	startPass, err := c.cullIfFull(ctx)
+	if err != nil {
 		return false, err
 	}
+	defer startPass()
 	for attempt := range maxAttempts {
 		if attempt > 0 {
 			c.retried(ctx, opAdd, name, attempt)

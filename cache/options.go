@@ -52,6 +52,7 @@ type settings struct {
 	location      string
 	maxEntries    int
 	cullFrequency int
+	cullShards    int // WithCullShards's digits; -1: the automatic choice
 	policy        cull.Policy
 	defaultTTL    time.Duration
 	keyPrefix     string
@@ -77,6 +78,7 @@ func defaultSettings() settings {
 	return settings{
 		maxEntries:    DefaultMaxEntries,
 		cullFrequency: DefaultCullFrequency,
+		cullShards:    -1,
 		defaultTTL:    DefaultTimeout,
 		version:       DefaultVersion,
 		maxValueSize:  DefaultMaxValueSize,

@@ -38,15 +38,17 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 // clearAll deletes every object under the location and returns how many it
 // deleted. Unlike a cull, which needs the whole listing before it can choose,
 // it deletes each page of the listing while the next page is listed, so a
-// Clear of n entries takes about as long as its deletes alone. The caller
-// holds counter.listMu.
+// Clear of n entries takes about as long as its deletes alone, and holds
+// no more names than a page and the counter's shard. The caller holds
+// counter.listMu.
 func (c *Cache) clearAll(ctx context.Context) (int, error) {
 	probe := c.probe.Load() // written before the listing starts
 	c.counter.beginListing()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)
 	var (
-		listed  []string
+		n       int      // entries listed
+		tracked []string // those the counter tracks (at most one shard's)
 		listErr error
 	)
 	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
@@ -60,9 +62,12 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 		for _, o := range page.Objects {
 			if isEntryName(c.prefix, o.Name) {
 				names = append(names, o.Name)
+				if !c.counter.off && c.counter.tracks(o.Name) {
+					tracked = append(tracked, o.Name)
+				}
 			}
 		}
-		listed = append(listed, names...)
+		n += len(names)
 		c.goDelete(gctx, g, names)
 		if page.NextPageToken == "" {
 			break
@@ -75,14 +80,14 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 		listErr = err
 	}
 	if listErr == nil {
-		listErr = c.checkHidden(ctx, probe, len(listed))
+		listErr = c.checkHidden(ctx, probe, n)
 	}
 	if listErr != nil {
 		c.endFailedListing(listErr)
 		return 0, listErr
 	}
-	c.counter.endListing(listed, listed)
-	return len(listed), nil
+	c.counter.endListing(tracked, tracked)
+	return n, nil
 }
 
 // Len returns the number of entries under the cache's location, expired ones
@@ -93,9 +98,17 @@ func (c *Cache) Len(ctx context.Context) (_ int, err error) {
 	if err := c.check(ctx); err != nil {
 		return 0, fail("len", "", err)
 	}
+	if c.shardDigits > 0 {
+		// A page at a time, holding no names; the counter keeps its shard.
+		n, err := c.countAll(ctx)
+		if err != nil {
+			return 0, fail("len", "", err)
+		}
+		return n, nil
+	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	n, _, err := c.sweep(ctx, func([]cull.Entry) []string { return nil })
+	n, _, err := c.sweep(ctx, c.prefix, func([]cull.Entry) []string { return nil })
 	if err != nil {
 		return 0, fail("len", "", err)
 	}
@@ -112,26 +125,42 @@ func (c *Cache) Cull(ctx context.Context) (_ int, err error) {
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	n, err := c.listAndCull(ctx, 0)
-	if err != nil {
-		return 0, fail("cull", "", err)
+	listed, removed, err := c.cullShards(ctx, true)
+	if removed > 0 {
+		c.culled(ctx, listed, removed)
 	}
-	return n, nil
+	if err != nil {
+		return removed, fail("cull", "", err)
+	}
+	return removed, nil
 }
 
 // cullIfFull runs before every write: when the location may hold max_entries
-// entries it lists them and, if it does, culls.
-func (c *Cache) cullIfFull(ctx context.Context) error {
-	if c.maxEntries == 0 || !c.counter.needsListing(c.maxEntries) {
-		return nil
+// entries it lists them and, if it does, culls. A cache that culls by shards
+// lists and culls the sample shard here; the pass over the others (see
+// shard.go) is what the returned function starts, in the background: the
+// writer calls it once its write is done, so that the pass sees that write
+// on every store (never nil; it does nothing when there is no pass to
+// start).
+func (c *Cache) cullIfFull(ctx context.Context) (startPass func(), err error) {
+	if c.maxEntries == 0 || !c.counter.needsListing(c.countLimit()) {
+		return noPass, nil
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
 	// Another caller may have listed while this one waited.
-	if !c.counter.needsListing(c.maxEntries) {
-		return nil
+	if !c.counter.needsListing(c.countLimit()) {
+		return noPass, nil
 	}
-	_, err := c.listAndCull(ctx, c.maxEntries)
+	startPass = noPass
+	listed, removed, err := c.listAndCull(ctx, c.countLimit())
+	if removed > 0 {
+		if c.shardDigits == 0 {
+			c.culled(ctx, listed, removed)
+		} else {
+			startPass = func() { c.startCullPass(listed, removed) }
+		}
+	}
 	if errors.Is(err, ErrHiddenEntries) {
 		// Not the write's fault: it goes ahead, and the cache cannot cull
 		// until the store lists its entries again. Said loudly.
@@ -139,10 +168,15 @@ func (c *Cache) cullIfFull(ctx context.Context) error {
 		if c.logger != nil {
 			c.logger.LogAttrs(ctx, slog.LevelWarn, "blobcache: cannot cull", slog.String("location", c.prefix), slog.String("reason", err.Error()))
 		}
-		return nil
+		return startPass, nil
 	}
-	return err
+	if err != nil {
+		return noPass, err
+	}
+	return startPass, nil
 }
+
+func noPass() {}
 
 // endFailedListing ends a listing that failed with err. A store that hides
 // the entries answered, with nothing: the counter takes that answer, so that
@@ -192,32 +226,27 @@ func (c *Cache) checkHidden(ctx context.Context, probe *string, listed int) erro
 	return fmt.Errorf("%w: the store listed no entry under %q, but the entry %q this cache wrote exists.%s", ErrHiddenEntries, c.prefix, *probe, why)
 }
 
-// listAndCull lists the location and culls when it holds at least limit
-// entries. The caller holds counter.listMu.
-func (c *Cache) listAndCull(ctx context.Context, limit int) (int, error) {
-	listed, victims, err := c.sweep(ctx, func(entries []cull.Entry) []string {
-		if len(entries) >= limit && len(entries) > 0 {
+// listAndCull lists the counter's domain (the location, or the sample
+// shard) and culls it when it holds at least limit entries. It returns the
+// entries listed and removed. The caller holds counter.listMu.
+func (c *Cache) listAndCull(ctx context.Context, limit float64) (int, int, error) {
+	listed, victims, err := c.sweep(ctx, c.counter.domain, func(entries []cull.Entry) []string {
+		if float64(len(entries)) >= limit && len(entries) > 0 {
 			return c.policy.Cull(entries)
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	if len(victims) > 0 {
-		c.culled(ctx, listed, len(victims))
-	}
-	return len(victims), nil
+	return listed, len(victims), err
 }
 
-// sweep lists the location, deletes the entries choose picks from the
-// listing, and brings the entry counter up to date. It returns how many
-// entries were listed and the names deleted. The caller holds
-// counter.listMu.
-func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (int, []string, error) {
+// sweep lists the entries under prefix, the counter's domain, deletes those
+// choose picks from the listing, and brings the entry counter up to date.
+// It returns how many entries were listed and the names deleted. The caller
+// holds counter.listMu.
+func (c *Cache) sweep(ctx context.Context, prefix string, choose func([]cull.Entry) []string) (int, []string, error) {
 	probe := c.probe.Load() // written before the listing starts
 	c.counter.beginListing()
-	entries, err := c.list(ctx)
+	entries, err := c.list(ctx, prefix)
 	if err == nil {
 		err = c.checkHidden(ctx, probe, len(entries))
 	}
@@ -234,10 +263,11 @@ func (c *Cache) sweep(ctx context.Context, choose func([]cull.Entry) []string) (
 	return len(entries), victims, nil
 }
 
-// list returns every object under the location, in name order.
-func (c *Cache) list(ctx context.Context) ([]cull.Entry, error) {
+// list returns every entry under prefix (the location, or one of its
+// shards), in name order.
+func (c *Cache) list(ctx context.Context, prefix string) ([]cull.Entry, error) {
 	var out []cull.Entry
-	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	opts := &driver.ListOptions{Prefix: prefix, PageSize: driver.MaxListPageSize}
 	for {
 		page, err := c.storeList(ctx, opts)
 		if err != nil {

@@ -199,6 +199,9 @@ func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
 	if err := oldestPhase(ctx, d, step); err != nil {
 		return nil, err
 	}
+	if err := shardPhase(ctx, d, step); err != nil {
+		return nil, err
+	}
 	for name := range foreign {
 		data, _, err := d.Read(ctx, name, 0, -1)
 		if err != nil {
@@ -208,6 +211,62 @@ func RunScript(ctx context.Context, d driver.Driver) (*Outcome, error) {
 		}
 	}
 	return o, storageErr
+}
+
+// shardPhase culls by shards (cache.WithCullShards(1): 16 shards, the cache
+// full when the first holds max_entries/16 entries): 300 Sets into a cache
+// of 64 entries, waiting after each for the background pass, so that the
+// sequence is the same on every store; then a Cull of every shard. The
+// entries left after each step are the outcome. Like oldestPhase, it does
+// not close its cache.
+func shardPhase(ctx context.Context, d driver.Driver, step func(string, ...any)) error {
+	c, err := cache.New(d, cache.WithLocation("cmp-shards"), cache.WithMaxEntries(64), cache.WithCullFrequency(3),
+		cache.WithCullShards(1), cache.WithDefaultTTL(cache.NoExpiry))
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for i := range 300 {
+		k := fmt.Sprintf("shard-key-%03d", i)
+		keys = append(keys, k)
+		if err := c.Set(ctx, k, []byte(k), cache.DefaultTTL); err != nil {
+			return fmt.Errorf("shards: set %s: %w", k, err)
+		}
+		if err := c.WaitCulls(ctx); err != nil {
+			return err
+		}
+	}
+	live := func() (string, error) {
+		var have []string
+		for _, k := range keys {
+			ok, err := c.Has(ctx, k)
+			if err != nil {
+				return "", fmt.Errorf("shards: has %s: %w", k, err)
+			}
+			if ok {
+				have = append(have, strings.TrimPrefix(k, "shard-key-"))
+			}
+		}
+		return strings.Join(have, " "), nil
+	}
+	n, err := c.Len(ctx)
+	if err != nil {
+		return fmt.Errorf("shards: len: %w", err)
+	}
+	have, err := live()
+	if err != nil {
+		return err
+	}
+	step("shards: after 300 sets into 64: len %d, keys %s", n, have)
+	culled, err := c.Cull(ctx)
+	if err != nil {
+		return fmt.Errorf("shards: cull: %w", err)
+	}
+	if have, err = live(); err != nil {
+		return err
+	}
+	step("shards: cull of every shard = %d, keys %s", culled, have)
+	return nil
 }
 
 // oldestPhase culls with cull.Oldest, by the store's modification times:
