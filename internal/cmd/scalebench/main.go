@@ -44,7 +44,14 @@
 // two cores with it.
 //
 // The machine's other load shows in the latencies; the request counts are
-// exact.
+// exact. "store heap/entry" is the live heap the preloaded store took, per
+// entry (sim: names only; mem: names, entries of -value-size plus the
+// 16-byte header, and its index).
+// "client heap retained" on mem is lower than on sim by about the names'
+// bytes: drivers/mem's List returns the store's own name strings, which the
+// cache's entry counter then keeps, so they count as the store's; a remote
+// store's names arrive in new allocations, as simstore's (copied out of its
+// arenas) do, so sim's figure is the one a real client pays.
 package main
 
 import (
@@ -119,7 +126,11 @@ func main() {
 	}
 	driver.Register(driver.Scheme{Name: "scalebench", Open: openCurrent})
 
-	fmt.Printf("`go run ./internal/cmd/scalebench %s`\n\n", strings.Join(os.Args[1:], " "))
+	args := make([]string, len(os.Args)-1)
+	for i, a := range os.Args[1:] {
+		args[i] = shellQuote(a)
+	}
+	fmt.Printf("`go run ./internal/cmd/scalebench %s`\n\n", strings.Join(args, " "))
 	fmt.Printf("%s, GOMAXPROCS=%d, %s; %d writes of %d-byte values per N, cache URL scalebench://store?%s&max_entries=N\n\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), time.Now().UTC().Format("2006-01-02"), *writesFlag, *valueFlag, query)
 	fmt.Println("| store | entries | requests/write | max requests in a write | LIST pages | p50 write | p99 write | worst write | cull duration | client heap retained | client heap peak | store heap/entry | entries after | culls |")
@@ -404,6 +415,15 @@ func joinQuery(a, b string) string {
 		return a
 	}
 	return a + "&" + b
+}
+
+// shellQuote quotes a for a POSIX shell when it holds more than letters,
+// digits and -_=,./: (as a query's '&' does).
+func shellQuote(a string) string {
+	if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=,./:") == "" {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }
 
 // count writes n as 10^k when it is a power of ten.
