@@ -42,7 +42,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +67,7 @@ type Cache struct {
 	defaultTTL     time.Duration
 	maxEntries     int
 	shardDigits    int // hex digits of a cull shard's name; 0: one location
+	sampleShards   int // the shards the entry counter counts (the first ones)
 	policy         cull.Policy
 	gzip           bool
 	maxValueSize   int64
@@ -147,7 +147,8 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		shardDigits:    shardDigits(s.maxEntries, s.cullShards),
 		logger:         s.logger,
 	}
-	c.counter = newEntryCounter(s.maxEntries > 0, prefix+strings.Repeat("0", c.shardDigits))
+	c.sampleShards = sampleShards(s.maxEntries, c.shardDigits)
+	c.counter = newEntryCounter(s.maxEntries > 0, newSample(prefix, c.shardDigits, c.sampleShards))
 	if len(s.signingKeys) > 0 {
 		c.keys = &signingKeys{keys: s.signingKeys}
 	}

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"strings"
 	"sync"
 )
 
@@ -16,10 +15,10 @@ import (
 // entry (ratio), and the counter lists early by that projection, so that all
 // processes together stay near the limit.
 //
-// It counts only the names under domain: the whole location when the
-// cache culls it as one, one shard of it (the sample shard, see shardPlan)
-// when it culls shard by shard. Names outside domain are not tracked, so
-// its memory is bounded by the entries of that one shard.
+// It counts only the names in its domain: the whole location when the
+// cache culls it as one, its sample (its first shards, see shard.go) when
+// it culls shard by shard. Names outside the domain are not tracked, so its
+// memory is bounded by the entries of the sample.
 type entryCounter struct {
 	// listMu serializes listings: one list-and-cull at a time.
 	listMu sync.Mutex
@@ -27,8 +26,8 @@ type entryCounter struct {
 	// off: the cache never culls by count (max_entries 0), so nothing is
 	// tracked and wrote, dropped and endListing cost nothing.
 	off bool
-	// domain is the prefix of the names tracked.
-	domain string
+	// domain is the names tracked.
+	domain sample
 
 	mu     sync.Mutex
 	valid  bool                // known reflects a listing
@@ -50,14 +49,14 @@ type entryCounter struct {
 // (culls are decided on the listing, not the guess).
 const initialRatio = 3
 
-// newEntryCounter returns a counter of the names under domain; with on
-// false (max_entries 0) it tracks nothing.
-func newEntryCounter(on bool, domain string) *entryCounter {
+// newEntryCounter returns a counter of the names in domain; with on false
+// (max_entries 0) it tracks nothing.
+func newEntryCounter(on bool, domain sample) *entryCounter {
 	return &entryCounter{off: !on, domain: domain, known: make(map[string]struct{}), ratio: initialRatio}
 }
 
-// tracks reports whether name is under the counter's domain.
-func (ec *entryCounter) tracks(name string) bool { return strings.HasPrefix(name, ec.domain) }
+// tracks reports whether name is in the counter's domain.
+func (ec *entryCounter) tracks(name string) bool { return ec.domain.has(name) }
 
 // needsListing reports whether a write must first list the domain, given
 // its entry limit: when nothing is known yet, or when the projected count

@@ -54,3 +54,6 @@ func ShardDigits(c *Cache) int { return c.shardDigits }
 
 // TrackedNames returns how many names c's entry counter holds.
 func TrackedNames(c *Cache) int { return c.counter.count() }
+
+// SampleShards returns how many first shards c's entry counter counts.
+func SampleShards(c *Cache) int { return c.sampleShards }

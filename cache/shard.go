@@ -2,7 +2,9 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/blobcache/blobcache/cull"
@@ -18,25 +20,27 @@ import (
 // cache whose max_entries is above exactCullLimit (or that asks with
 // WithCullShards) therefore counts and culls by shards:
 //
-//   - It counts only the sample shard, the first one (k zeros): the cache is
-//     full when that shard holds max_entries/16^k entries or more. The
-//     entry counter holds the names of that shard only.
-//   - A write that finds the cache full lists the sample shard, culls it by
-//     the policy (as a whole location is culled) and goes on; the other
-//     shards are culled the same way, one after the other, in name order,
-//     by one background pass (one at a time per cache; a cull that finds a
-//     pass running asks for one more after it). Close stops the pass.
+//   - It counts only its sample: its first m shards (in name order), the
+//     fewest that hold sampleEntries entries at max_entries, or half
+//     of max_entries when that is less. The cache is full when the sample
+//     holds max_entries*m/16^k entries or more. The entry counter holds the
+//     names of the sample only.
+//   - A write that finds the cache full lists the sample, culls each of
+//     its shards by the policy (as a whole location is culled) and goes
+//     on; once its own write is done, the other shards are culled the same
+//     way, one after the other, in name order, by one background pass (one
+//     at a time per cache; a cull that finds a pass running asks for one
+//     more after it). Close stops the pass; WaitCulls waits for it.
 //   - Cull culls every shard before it returns, the same way.
 //
-// So a write's work is bounded by one shard's listing and deletes (about
-// max_entries/16^k entries, at most maxShardEntries for the automatic
-// choice), the client holds at most one shard's names (the counter's and a
-// pass's listing), and after a cull of an untouched cache the same entries
-// are left on every store, as with one listing. The count is an estimate
-// from a sample (its relative error is about 1/sqrt(max_entries/16^k), 1.6%
-// at 4096 entries a shard), and while a pass runs the other shards keep
-// their entries: the location may hold max_entries plus the writes made
-// during the pass, plus the sample's error, until the pass is done.
+// So a write's work is bounded by the sample's listing and deletes (fewer
+// than 2*sampleEntries entries, a few pages), the client holds at most the
+// sample's names and one shard's listing, and after a cull the same entries
+// are left on every store. The count is an estimate from the sample, with a
+// relative error of about 1/sqrt(sampleEntries) (1.6%), and while a pass
+// runs the other shards keep their entries: the location may hold
+// max_entries plus the writes made during the pass, plus the sample's
+// error, until the pass is done.
 const (
 	// exactCullLimit is the largest max_entries culled as one location by
 	// default (WithCullShards not given): 10 listing pages.
@@ -44,6 +48,9 @@ const (
 	// maxShardEntries bounds the entries of a shard at max_entries for the
 	// automatic choice of shards.
 	maxShardEntries = 4096
+	// sampleEntries is the entries the sample holds at max_entries (or a
+	// half of max_entries when that is less).
+	sampleEntries = 4096
 	// maxCullShardDigits bounds WithCullShards: 16^8 shards.
 	maxCullShardDigits = 8
 )
@@ -65,11 +72,61 @@ func shardDigits(maxEntries, digits int) int {
 	return k
 }
 
+// sampleShards returns how many of the first shards of 16^digits make the
+// sample of a cache of maxEntries: the fewest that hold sampleEntries
+// entries at maxEntries, or maxEntries/2 when that is less; 1 for a cache
+// culled as one.
+func sampleShards(maxEntries, digits int) int {
+	if digits == 0 || maxEntries == 0 {
+		return 1
+	}
+	shards := 1 << (4 * digits)
+	target := min(sampleEntries, max(maxEntries/2, 1))
+	// The fewest m with m*maxEntries/shards >= target.
+	m := (target*shards + maxEntries - 1) / maxEntries
+	return min(max(m, 1), shards)
+}
+
+// sample is the names an entry counter tracks: those under prefix whose
+// first digits hex digits (after prefix) are below end (all of them when
+// digits is 0).
+type sample struct {
+	prefix string
+	digits int
+	end    string // the first shard not in the sample, or "" for all
+}
+
+func newSample(prefix string, digits, shards int) sample {
+	smp := sample{prefix: prefix, digits: digits}
+	if digits > 0 && shards < 1<<(4*digits) {
+		smp.end = fmt.Sprintf("%0*x", digits, shards)
+	}
+	return smp
+}
+
+// has reports whether name is in the sample.
+func (s sample) has(name string) bool {
+	if !strings.HasPrefix(name, s.prefix) {
+		return false
+	}
+	if s.end == "" {
+		return true
+	}
+	return len(name) >= len(s.prefix)+s.digits && name[len(s.prefix):len(s.prefix)+s.digits] < s.end
+}
+
+// inSample reports whether the shard listed with prefix p is in the sample.
+func (c *Cache) inSample(p string) bool {
+	return c.shardDigits == 0 || c.counter.domain.has(p)
+}
+
 // WithCullShards makes the cache count and cull its location by 16^digits
 // shards (1 to 8 digits), or as one (0: every count and cull lists the
 // whole location, at any max_entries). Without it, a cache culls as one up
 // to max_entries 10,000, and above by the fewest shards that hold at most
-// 4096 entries each at max_entries. See the README's "Culling at scale".
+// 4096 entries each at max_entries. Either way it counts a sample of its
+// first shards holding about 4096 entries at max_entries (or half of
+// max_entries when that is less). See the README's "Culling at scale".
 func WithCullShards(digits int) Option {
 	return func(s *settings) error {
 		if digits < 0 || digits > maxCullShardDigits {
@@ -104,10 +161,43 @@ func (c *Cache) shardPrefixes(yield func(string) bool) {
 	walk(0)
 }
 
-// countLimit is the count of the counter's domain at which the cache is
-// full: max_entries over the number of shards.
+// countLimit is the count of the counter's sample at which the cache is
+// full: max_entries times the sample's share of the shards.
 func (c *Cache) countLimit() float64 {
-	return float64(c.maxEntries) / float64(uint64(1)<<(4*c.shardDigits))
+	return float64(c.maxEntries) * float64(c.sampleShards) / float64(uint64(1)<<(4*c.shardDigits))
+}
+
+// samplePrefixes returns the listing prefixes of the sample's shards, in
+// name order.
+func (c *Cache) samplePrefixes() []string {
+	var out []string
+	for p := range c.shardPrefixes {
+		if !c.inSample(p) {
+			break
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// cullByShard returns the names the policy culls from entries (in name
+// order, of one or more whole shards), applied to each shard's entries on
+// their own.
+func (c *Cache) cullByShard(entries []cull.Entry) []string {
+	var out []string
+	p, k := len(c.prefix), c.shardDigits
+	for len(entries) > 0 {
+		n := 1
+		for n < len(entries) && k > 0 && entries[n].Name[p:p+k] == entries[0].Name[p:p+k] {
+			n++
+		}
+		if k == 0 {
+			n = len(entries)
+		}
+		out = append(out, c.policy.Cull(entries[:n])...)
+		entries = entries[n:]
+	}
+	return out
 }
 
 // cullPass is the state of the background pass that culls the shards other
@@ -178,29 +268,25 @@ func (c *Cache) startCullPass(listed, removed int) {
 	}()
 }
 
-// cullShards culls every shard but the sample one (and that one too when
+// cullShards culls every shard outside the sample (and the sample too when
 // sample is set: its caller holds counter.listMu) by the policy, in name
 // order, each from a listing of its own. It returns the entries listed and
 // removed.
 func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed int, err error) {
+	if sample {
+		l, victims, err := c.sweep(ctx, c.samplePrefixes(), func(entries []cull.Entry) []string {
+			return c.cullByShard(entries)
+		})
+		listed, removed = l, len(victims)
+		if err != nil {
+			return listed, removed, err
+		}
+	}
 	for prefix := range c.shardPrefixes {
-		if prefix == c.counter.domain {
-			if !sample {
-				continue
-			}
-			l, victims, err := c.sweep(ctx, prefix, func(entries []cull.Entry) []string {
-				if len(entries) == 0 {
-					return nil
-				}
-				return c.policy.Cull(entries)
-			})
-			listed, removed = listed+l, removed+len(victims)
-			if err != nil {
-				return listed, removed, err
-			}
+		if c.inSample(prefix) {
 			continue
 		}
-		entries, err := c.list(ctx, prefix)
+		entries, err := c.list(ctx, []string{prefix})
 		if err != nil {
 			return listed, removed, err
 		}

@@ -22,13 +22,24 @@ import (
 // the fewest shards of at most 4096 entries; WithCullShards (cull_shards)
 // overrides it, from 0 to 8 digits.
 func TestCullShardsChoice(t *testing.T) {
-	for _, tc := range []struct{ maxEntries, digits int }{
-		{300, 0}, {10_000, 0}, {10_001, 1}, {65_536, 1}, {65_537, 2}, {1_000_000, 2}, {10_000_000, 3}, {100_000_000, 4},
+	// The sample: the fewest first shards holding 4096 entries at
+	// max_entries (half of max_entries when less).
+	for _, tc := range []struct{ maxEntries, digits, sample int }{
+		{300, 0, 1}, {10_000, 0, 1}, {10_001, 1, 7}, {65_536, 1, 1}, {65_537, 2, 16}, {100_000, 2, 11},
+		{1_000_000, 2, 2}, {10_000_000, 3, 2}, {100_000_000, 4, 3},
 	} {
 		c, err := cache.New(mem.New(), cache.WithMaxEntries(tc.maxEntries))
 		must(t, err)
-		if got := cache.ShardDigits(c); got != tc.digits {
-			t.Errorf("max_entries %d: %d shard digits, want %d", tc.maxEntries, got, tc.digits)
+		if got, smp := cache.ShardDigits(c), cache.SampleShards(c); got != tc.digits || smp != tc.sample {
+			t.Errorf("max_entries %d: %d shard digits, a sample of %d; want %d and %d", tc.maxEntries, got, smp, tc.digits, tc.sample)
+		}
+		c.Close()
+	}
+	for _, tc := range []struct{ maxEntries, digits, sample int }{{64, 1, 8}, {64, 2, 128}, {1600, 1, 8}, {300, 3, 2048}} {
+		c, err := cache.New(mem.New(), cache.WithMaxEntries(tc.maxEntries), cache.WithCullShards(tc.digits))
+		must(t, err)
+		if smp := cache.SampleShards(c); smp != tc.sample {
+			t.Errorf("max_entries %d, cull_shards %d: a sample of %d shards, want %d", tc.maxEntries, tc.digits, smp, tc.sample)
 		}
 		c.Close()
 	}
@@ -116,17 +127,18 @@ func byShard(names []string) map[byte][]cull.Entry {
 	return out
 }
 
-// A write that finds a sharded cache full lists and culls the sample shard
-// only (one LIST, one batch delete) and returns while the other shards are
+// A write that finds a sharded cache full lists and culls its sample only
+// (the first 8 of 16 shards here: a LIST each, one batch delete) and returns while the other shards are
 // still to be culled; the background pass then culls each of them by the
 // policy, from its own listing, leaving exactly the entries that rule
-// leaves; the counter holds the sample shard's names only.
+// leaves; the counter holds the sample's names only.
 func TestShardedCullWriteIsBounded(t *testing.T) {
 	ctx := t.Context()
 	store := fmt.Sprintf("shards-%d", time.Now().UnixNano())
 	preload(t, store, 2000) // about 125 a shard, against a limit of 100
 	d := mem.Open(store)
-	g := &gated{Driver: d, allowed: []string{"loc/0"}, open: make(chan struct{}), lists: map[string]int{}}
+	sample := []string{"loc/0", "loc/1", "loc/2", "loc/3", "loc/4", "loc/5", "loc/6", "loc/7"} // 8 shards of 100 at max_entries
+	g := &gated{Driver: d, allowed: sample, open: make(chan struct{}), lists: map[string]int{}}
 	c, err := cache.New(g, cache.WithLocation("loc"), cache.WithMaxEntries(1600), cache.WithCullFrequency(4), cache.WithCullShards(1))
 	must(t, err)
 	defer c.Close()
@@ -134,8 +146,12 @@ func TestShardedCullWriteIsBounded(t *testing.T) {
 	must(t, c.Set(ctx, "new", []byte("v"), cache.NoExpiry))
 	// The Set returned although every other shard's listing is blocked.
 	lists, batches := g.snapshot()
-	if diff := cmp.Diff(map[string]int{"loc/0": 1}, lists); diff != "" || batches != 1 {
-		t.Errorf("the Set listed %v and sent %d batch deletes; want one listing of the sample shard and one batch (-want +got):\n%s", lists, batches, diff)
+	wantLists := map[string]int{}
+	for _, p := range sample {
+		wantLists[p] = 1
+	}
+	if diff := cmp.Diff(wantLists, lists); diff != "" || batches != 1 {
+		t.Errorf("the Set listed %v and sent %d batch deletes; want one listing of each sample shard and one batch (-want +got):\n%s", lists, batches, diff)
 	}
 	if s := c.Stats(); s.Culls != 0 {
 		t.Errorf("Stats().Culls = %d before the pass ended, want 0", s.Culls)
@@ -145,7 +161,7 @@ func TestShardedCullWriteIsBounded(t *testing.T) {
 	shards := byShard(entryOnly(before))
 	for s, entries := range shards {
 		drop := map[string]bool{}
-		if s != '0' {
+		if s >= '8' {
 			for _, n := range cull.Frequency(4).Cull(entries) {
 				drop[n] = true
 			}
@@ -156,8 +172,12 @@ func TestShardedCullWriteIsBounded(t *testing.T) {
 			}
 		}
 	}
-	if n := cache.TrackedNames(c); n > len(shards['0'])+1 {
-		t.Errorf("the counter holds %d names, more than the sample shard's %d", n, len(shards['0']))
+	inSample := 0
+	for s := byte('0'); s < '8'; s++ {
+		inSample += len(shards[s])
+	}
+	if n := cache.TrackedNames(c); n > inSample+1 {
+		t.Errorf("the counter holds %d names, more than the sample's %d", n, inSample)
 	}
 	close(g.open)
 	must(t, c.WaitCulls(ctx))
@@ -173,7 +193,7 @@ func TestShardedCullWriteIsBounded(t *testing.T) {
 		t.Errorf("Stats: %d culls, %d entries culled; want 1 and %d", s.Culls, s.EntriesCulled, 2001-len(got))
 	}
 	lists, _ = g.snapshot()
-	for _, p := range []string{"loc/1", "loc/f"} {
+	for _, p := range []string{"loc/8", "loc/f"} {
 		if lists[p] != 1 {
 			t.Errorf("the pass listed %s %d times, want once (all: %v)", p, lists[p], lists)
 		}
@@ -206,7 +226,7 @@ func entryOnly(names []string) []string {
 func TestShardedCullCloseStopsPass(t *testing.T) {
 	store := fmt.Sprintf("shards-close-%d", time.Now().UnixNano())
 	preload(t, store, 2000)
-	g := &gated{Driver: mem.Open(store), allowed: []string{"loc/0"}, open: make(chan struct{}), lists: map[string]int{}}
+	g := &gated{Driver: mem.Open(store), allowed: []string{"loc/0", "loc/1", "loc/2", "loc/3", "loc/4", "loc/5", "loc/6", "loc/7"}, open: make(chan struct{}), lists: map[string]int{}}
 	c, err := cache.New(g, cache.WithLocation("loc"), cache.WithMaxEntries(1600), cache.WithCullShards(1))
 	must(t, err)
 	must(t, c.Set(t.Context(), "new", []byte("v"), cache.NoExpiry))
@@ -244,8 +264,8 @@ func TestShardedMemoryAndCull(t *testing.T) {
 	if n != 20_100 {
 		t.Errorf("Len = %d, want 20100", n)
 	}
-	if tracked := cache.TrackedNames(c); tracked > 200 {
-		t.Errorf("the counter holds %d names of 20100 (one shard of 256 is about 79)", tracked)
+	if tracked := cache.TrackedNames(c); tracked > 400 {
+		t.Errorf("the counter holds %d names of 20100 (its sample, 2 shards of 256, is about 157)", tracked)
 	}
 	// Cull: every shard by the rule, ceil(n/3) of each.
 	all := entryOnly(allNames(t, c.Driver()))

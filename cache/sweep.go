@@ -108,7 +108,7 @@ func (c *Cache) Len(ctx context.Context) (_ int, err error) {
 	}
 	c.counter.listMu.Lock()
 	defer c.counter.listMu.Unlock()
-	n, _, err := c.sweep(ctx, c.prefix, func([]cull.Entry) []string { return nil })
+	n, _, err := c.sweep(ctx, []string{c.prefix}, func([]cull.Entry) []string { return nil })
 	if err != nil {
 		return 0, fail("len", "", err)
 	}
@@ -116,11 +116,18 @@ func (c *Cache) Len(ctx context.Context) (_ int, err error) {
 }
 
 // Cull removes entries as a full cache would, now, whatever the count, and
-// returns how many it removed.
+// returns how many it removed. A cache that culls by shards (see
+// WithCullShards) culls every shard before Cull returns, after any
+// background cull running.
 func (c *Cache) Cull(ctx context.Context) (_ int, err error) {
 	ctx, cl := c.begin(ctx, opCull)
 	defer func() { cl.end(ctx, err) }()
 	if err := c.check(ctx); err != nil {
+		return 0, fail("cull", "", err)
+	}
+	// A background pass culls as this call would: let it end first, so
+	// that no shard is culled twice over.
+	if err := c.WaitCulls(ctx); err != nil {
 		return 0, fail("cull", "", err)
 	}
 	c.counter.listMu.Lock()
@@ -230,23 +237,24 @@ func (c *Cache) checkHidden(ctx context.Context, probe *string, listed int) erro
 // shard) and culls it when it holds at least limit entries. It returns the
 // entries listed and removed. The caller holds counter.listMu.
 func (c *Cache) listAndCull(ctx context.Context, limit float64) (int, int, error) {
-	listed, victims, err := c.sweep(ctx, c.counter.domain, func(entries []cull.Entry) []string {
+	listed, victims, err := c.sweep(ctx, c.samplePrefixes(), func(entries []cull.Entry) []string {
 		if float64(len(entries)) >= limit && len(entries) > 0 {
-			return c.policy.Cull(entries)
+			return c.cullByShard(entries)
 		}
 		return nil
 	})
 	return listed, len(victims), err
 }
 
-// sweep lists the entries under prefix, the counter's domain, deletes those
-// choose picks from the listing, and brings the entry counter up to date.
-// It returns how many entries were listed and the names deleted. The caller
-// holds counter.listMu.
-func (c *Cache) sweep(ctx context.Context, prefix string, choose func([]cull.Entry) []string) (int, []string, error) {
+// sweep lists the entries under prefixes (the counter's domain: the
+// location, or the shards of its sample), deletes those choose picks from
+// the listing, and brings the entry counter up to date. It returns how many
+// entries were listed and the names deleted. The caller holds
+// counter.listMu.
+func (c *Cache) sweep(ctx context.Context, prefixes []string, choose func([]cull.Entry) []string) (int, []string, error) {
 	probe := c.probe.Load() // written before the listing starts
 	c.counter.beginListing()
-	entries, err := c.list(ctx, prefix)
+	entries, err := c.list(ctx, prefixes)
 	if err == nil {
 		err = c.checkHidden(ctx, probe, len(entries))
 	}
@@ -263,28 +271,31 @@ func (c *Cache) sweep(ctx context.Context, prefix string, choose func([]cull.Ent
 	return len(entries), victims, nil
 }
 
-// list returns every entry under prefix (the location, or one of its
-// shards), in name order.
-func (c *Cache) list(ctx context.Context, prefix string) ([]cull.Entry, error) {
+// list returns every entry under prefixes (the location, or shards of it,
+// in name order), in name order.
+func (c *Cache) list(ctx context.Context, prefixes []string) ([]cull.Entry, error) {
 	var out []cull.Entry
-	opts := &driver.ListOptions{Prefix: prefix, PageSize: driver.MaxListPageSize}
-	for {
-		page, err := c.storeList(ctx, opts)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range page.Objects {
-			// Only the cache's own entries: anything else in the store,
-			// inside the location or not, is never counted or culled.
-			if isEntryName(c.prefix, o.Name) {
-				out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+	for _, prefix := range prefixes {
+		opts := &driver.ListOptions{Prefix: prefix, PageSize: driver.MaxListPageSize}
+		for {
+			page, err := c.storeList(ctx, opts)
+			if err != nil {
+				return nil, err
 			}
+			for _, o := range page.Objects {
+				// Only the cache's own entries: anything else in the store,
+				// inside the location or not, is never counted or culled.
+				if isEntryName(c.prefix, o.Name) {
+					out = append(out, cull.Entry{Name: o.Name, Size: o.Size, ModTime: o.ModTime})
+				}
+			}
+			if page.NextPageToken == "" {
+				break
+			}
+			opts.PageToken = page.NextPageToken
 		}
-		if page.NextPageToken == "" {
-			return out, nil
-		}
-		opts.PageToken = page.NextPageToken
 	}
+	return out, nil
 }
 
 func entryNames(entries []cull.Entry) []string {

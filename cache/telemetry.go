@@ -27,7 +27,9 @@ type Stats struct {
 	Sets, Adds, Added, Deletes, Touches, Incrs int64
 	// Errors counts calls that returned an error other than a miss.
 	Errors int64
-	// Culls counts culls; EntriesCulled the entries they removed.
+	// Culls counts culls; EntriesCulled the entries they removed. A cull
+	// by shards (WithCullShards) is counted once its background pass over
+	// the shards is done, with every entry it removed.
 	Culls, EntriesCulled int64
 	// Clears counts Clear calls.
 	Clears int64

@@ -26,9 +26,11 @@ type Entry struct {
 // Policy chooses the entries a full cache removes.
 type Policy interface {
 	// Cull returns the names to delete from entries, the complete listing of
-	// a cache location that has reached its entry limit. It must not modify
-	// entries and must return the same answer for the same listing in any
-	// order.
+	// a cache location that has reached its entry limit, or of one shard of
+	// it (the entries whose names share the location and their first hex
+	// digits) in a cache that culls by shards (cache.WithCullShards). It
+	// must not modify entries and must return the same answer for the same
+	// listing in any order.
 	Cull(entries []Entry) []string
 }
 
