@@ -200,8 +200,8 @@ func (c *Cache) cullByShard(entries []cull.Entry) []string {
 	return out
 }
 
-// cullPass is the state of the background pass that culls the shards other
-// than the sample one.
+// cullPass is the state of the background pass that culls the shards
+// outside the sample.
 type cullPass struct {
 	mu      sync.Mutex
 	running bool
@@ -210,8 +210,9 @@ type cullPass struct {
 }
 
 // WaitCulls waits until no background cull of this cache runs (culling by
-// shards, see WithCullShards: a write that finds the cache full culls one
-// shard and leaves the others to a background pass), or until ctx is done.
+// shards, see WithCullShards: a write that finds the cache full culls its
+// sample of the shards and leaves the others to a background pass), or
+// until ctx is done.
 // Close waits for it too. A cache that culls as one never culls in the
 // background: WaitCulls returns at once.
 func (c *Cache) WaitCulls(ctx context.Context) error {
@@ -229,13 +230,18 @@ func (c *Cache) WaitCulls(ctx context.Context) error {
 	}
 }
 
-// startCullPass starts the background pass over the other shards, whose
-// sample shard was just culled (listed entries, removed of them), or asks
+// startCullPass starts the background pass over the shards outside the
+// sample, which was just culled (listed entries, removed of them), or asks
 // the running one for another pass.
 func (c *Cache) startCullPass(listed, removed int) {
 	p := &c.pass
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if c.closed.Load() {
+		// Close, which sets closed before it looks for a pass under p.mu,
+		// would not wait for this one.
+		return
+	}
 	if p.running {
 		p.again = true
 		c.culled(c.closing, listed, removed)
