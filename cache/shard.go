@@ -276,8 +276,9 @@ func (c *Cache) startCullPass(listed, removed int) {
 
 // cullShards culls every shard outside the sample (and the sample too when
 // sample is set: its caller holds counter.listMu) by the policy, in name
-// order, each from a listing of its own. It returns the entries listed and
-// removed.
+// order, each from a listing of its own; the victims are deleted in full
+// batches as they accumulate, so the client holds at most a batch and a
+// shard. It returns the entries listed and removed.
 func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed int, err error) {
 	if sample {
 		l, victims, err := c.sweep(ctx, c.samplePrefixes(), func(entries []cull.Entry) []string {
@@ -287,6 +288,24 @@ func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed in
 		if err != nil {
 			return listed, removed, err
 		}
+	}
+	// The victims of consecutive shards share batch deletes: a shard
+	// culls a few hundred entries, a batch takes driver.MaxBatchDelete.
+	var pending []string
+	flush := func(all bool) error {
+		n := len(pending)
+		if !all {
+			n -= n % driver.MaxBatchDelete
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := c.deleteNames(ctx, pending[:n]); err != nil {
+			return err
+		}
+		removed += n
+		pending = append(pending[:0], pending[n:]...)
+		return nil
 	}
 	for prefix := range c.shardPrefixes {
 		if c.inSample(prefix) {
@@ -300,13 +319,12 @@ func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed in
 		if len(entries) == 0 {
 			continue
 		}
-		victims := c.policy.Cull(entries)
-		if err := c.deleteNames(ctx, victims); err != nil {
+		pending = append(pending, c.policy.Cull(entries)...)
+		if err := flush(false); err != nil {
 			return listed, removed, err
 		}
-		removed += len(victims)
 	}
-	return listed, removed, nil
+	return listed, removed, flush(true)
 }
 
 // countAll counts the entries under the location a page at a time, holding

@@ -263,8 +263,9 @@ func TestScale(t *testing.T) {
 	if third := int64(n) / 3; culled < third || culled > third+4096 {
 		t.Errorf("sharded cull removed %d entries, want a third of %d (plus at most one per shard)", culled, n)
 	}
-	if ok, err := sc.Delete(ctx, "trigger"); err != nil || !ok {
-		t.Fatalf("Delete(trigger) = %v, %v", ok, err)
+	// The pass starts once the Set is done, so its own entry may be culled.
+	if _, err := sc.Delete(ctx, "trigger"); err != nil {
+		t.Fatalf("Delete(trigger): %v", err)
 	}
 
 	// Clear of n entries: top the location up to exactly n, then clear
