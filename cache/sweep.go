@@ -39,7 +39,7 @@ func (c *Cache) Clear(ctx context.Context) (err error) {
 // deleted. Unlike a cull, which needs the whole listing before it can choose,
 // it deletes each page of the listing while the next page is listed, so a
 // Clear of n entries takes about as long as its deletes alone, and holds
-// no more names than a page and the counter's shard. The caller holds
+// no more names than a page and the counter's sample. The caller holds
 // counter.listMu.
 func (c *Cache) clearAll(ctx context.Context) (int, error) {
 	probe := c.probe.Load() // written before the listing starts
@@ -48,7 +48,7 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 	g.SetLimit(deleteParallelism)
 	var (
 		n       int      // entries listed
-		tracked []string // those the counter tracks (at most one shard's)
+		tracked []string // those the counter tracks (its sample's)
 		listErr error
 	)
 	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
@@ -99,7 +99,7 @@ func (c *Cache) Len(ctx context.Context) (_ int, err error) {
 		return 0, fail("len", "", err)
 	}
 	if c.shardDigits > 0 {
-		// A page at a time, holding no names; the counter keeps its shard.
+		// A page at a time, holding no names; the counter keeps its sample.
 		n, err := c.countAll(ctx)
 		if err != nil {
 			return 0, fail("len", "", err)
@@ -144,7 +144,7 @@ func (c *Cache) Cull(ctx context.Context) (_ int, err error) {
 
 // cullIfFull runs before every write: when the location may hold max_entries
 // entries it lists them and, if it does, culls. A cache that culls by shards
-// lists and culls the sample shard here; the pass over the others (see
+// lists and culls its sample here; the pass over the others (see
 // shard.go) is what the returned function starts, in the background: the
 // writer calls it once its write is done, so that the pass sees that write
 // on every store (never nil; it does nothing when there is no pass to
