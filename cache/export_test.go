@@ -57,3 +57,15 @@ func TrackedNames(c *Cache) int { return c.counter.count() }
 
 // SampleShards returns how many first shards c's entry counter counts.
 func SampleShards(c *Cache) int { return c.sampleShards }
+
+// HeaderStale reports whether data's header, as the header-only calls (Has,
+// Add, Delete) read it, is a valid stale entry's for c at c's clock: past
+// its expiry, within its grace period, and, when c checks signatures,
+// signed.
+func HeaderStale(c *Cache, data []byte) bool {
+	h, err := parseEntryHeader(data[:min(len(data), headerReadLen)])
+	if err == nil {
+		err = c.keys.checkSigned(h)
+	}
+	return err == nil && h.stale(c.now())
+}
