@@ -69,7 +69,7 @@ func (c *Cache) Purge(ctx context.Context, concurrency int, progress func(PurgeP
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
-	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize, NamesOnly: true}
 	var listErr error
 	for {
 		page, err := c.storeList(gctx, opts)

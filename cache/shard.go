@@ -331,7 +331,7 @@ func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed in
 // no names.
 func (c *Cache) countAll(ctx context.Context) (int, error) {
 	n := 0
-	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize, NamesOnly: true}
 	for {
 		page, err := c.storeList(ctx, opts)
 		if err != nil {

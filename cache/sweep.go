@@ -51,7 +51,7 @@ func (c *Cache) clearAll(ctx context.Context) (int, error) {
 		tracked []string // those the counter tracks (its sample's)
 		listErr error
 	)
-	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize}
+	opts := &driver.ListOptions{Prefix: c.prefix, PageSize: driver.MaxListPageSize, NamesOnly: true}
 	for {
 		page, err := c.storeList(gctx, opts)
 		if err != nil {

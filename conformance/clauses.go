@@ -17,6 +17,7 @@ const (
 	clauseNotFound       = `contract (Driver.Read): "It returns ErrNotFound when no object exists"`
 	clauseDelete         = `contract (Driver.Delete): "removes the object. Deleting an absent object is not an error and returns nil"`
 	clauseListPrefix     = `contract (ListOptions.Prefix, ListPage.Objects): "names that start with Prefix, compared byte for byte ... in strictly increasing byte-wise order of Name. Each has Name, Size and ModTime set"`
+	clauseNamesOnly      = `contract (ListOptions.NamesOnly): "a driver may then leave Size and ModTime zero ... The names, their order and the pages are the same either way"`
 	clausePagination     = `contract (ListOptions, ListPage): "PageToken continues a listing from the NextPageToken of the previous page ... PageSize is the most objects to return, 1 to MaxListPageSize; zero means MaxListPageSize ... NextPageToken is empty on the last page"`
 	clausePageToken      = `contract (ListOptions.PageToken): "the page starts strictly after the last name the previous page returned, whatever was written or deleted since ... an object present from the first page until a page returns it is listed exactly once"`
 	clauseModTime        = `contract (Attributes.ModTime): "Read and List always set it; it is never the zero time. An overwrite never makes it earlier, and an overwrite made once the store's granularity has passed since the previous write makes it later"`

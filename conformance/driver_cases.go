@@ -31,6 +31,7 @@ var driverCases = []driverCase{
 	{"Delete", clauseDelete, testDelete},
 	{"ListPrefix", clauseListPrefix, testListPrefix},
 	{"Pagination", clausePagination, testPagination},
+	{"NamesOnly", clauseNamesOnly, testNamesOnly},
 	{"ListWhileChanging", clausePageToken, testListWhileChanging},
 	{"ListDuringChurn", clauseListChurn, testListDuringChurn},
 	{"ModTime", clauseModTime, testModTime},

@@ -222,3 +222,43 @@ func testUnusualNames(e *env) {
 		e.t.Errorf("List(prefix %q) after deleting everything = %q, want nothing", e.prefix, got)
 	}
 }
+
+// testNamesOnly lists the same objects with and without NamesOnly, page by
+// page (pages of 3), and wants the same names, pages and tokens' effect.
+func testNamesOnly(e *env) {
+	d := e.driver()
+	var names []string
+	for i := range 10 {
+		names = append(names, e.name("names-only/"+strconv.Itoa(i)))
+	}
+	names = append(names, e.name("names-only/deep/er/x"), e.name("names-onlyx"))
+	e.writeAll(d, names, func(n string) []byte { return []byte(n) })
+	pages := func(namesOnly bool) [][]string {
+		var out [][]string
+		opts := &driver.ListOptions{Prefix: e.name("names-only"), PageSize: 3, NamesOnly: namesOnly}
+		for range 100 {
+			page, err := d.List(e.ctx, opts)
+			if err != nil {
+				e.t.Fatalf("List(NamesOnly %v): %v", namesOnly, err)
+			}
+			var got []string
+			for _, o := range page.Objects {
+				got = append(got, o.Name)
+			}
+			out = append(out, got)
+			if page.NextPageToken == "" {
+				return out
+			}
+			opts.PageToken = page.NextPageToken
+		}
+		e.t.Fatalf("List(NamesOnly %v) did not end in 100 pages", namesOnly)
+		return nil
+	}
+	full, only := pages(false), pages(true)
+	if diff := cmp.Diff(full, only, equateEmpty); diff != "" {
+		e.t.Errorf("pages with NamesOnly differ from those without (-without +with):\n%s", diff)
+	}
+	if n := len(slices.Concat(full...)); n != len(names) {
+		e.t.Errorf("listed %d names, want %d", n, len(names))
+	}
+}

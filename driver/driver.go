@@ -146,12 +146,18 @@ type ListOptions struct {
 	// PageSize is the most objects to return, 1 to MaxListPageSize; zero means
 	// MaxListPageSize.
 	PageSize int
+	// NamesOnly says the caller uses only the objects' names (Clear and
+	// counting do): a driver may then leave Size and ModTime zero, to save
+	// the work they cost (the file driver's stat of every file). The names,
+	// their order and the pages are the same either way.
+	NamesOnly bool
 }
 
 // ListPage is one page of a listing.
 type ListPage struct {
 	// Objects are in strictly increasing byte-wise order of Name. Each has
-	// Name, Size and ModTime set.
+	// Name, Size and ModTime set (Size and ModTime may be zero when the
+	// listing was ListOptions.NamesOnly).
 	Objects []Attributes
 	// NextPageToken is empty on the last page. Otherwise it names the
 	// position just after the last object returned (see

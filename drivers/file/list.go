@@ -35,7 +35,7 @@ func (d *Driver) list(ctx context.Context, opts *driver.ListOptions) (*driver.Li
 	if limit <= 0 || limit > driver.MaxListPageSize {
 		limit = driver.MaxListPageSize
 	}
-	w := &walker{ctx: ctx, d: d, prefix: opts.Prefix, limit: limit}
+	w := &walker{ctx: ctx, d: d, prefix: opts.Prefix, limit: limit, namesOnly: opts.NamesOnly}
 	if opts.PageToken != "" {
 		after, err := base64.RawURLEncoding.DecodeString(opts.PageToken)
 		if err != nil || len(after) == 0 {
@@ -103,17 +103,20 @@ type walker struct {
 	prefix string // names must start with it
 	after  string // names must be greater; "" for the first page
 	limit  int
-	objs   []driver.Attributes
-	more   bool // an object beyond the page exists
-	done   bool // stop walking
-	seen   int  // entries looked at, for context checks
+	// namesOnly: ListOptions.NamesOnly, sizes and times not wanted.
+	namesOnly bool
+	objs      []driver.Attributes
+	more      bool // an object beyond the page exists
+	done      bool // stop walking
+	seen      int  // entries looked at, for context checks
 }
 
 // child is a directory entry that is part of the encoding.
 type child struct {
-	key  string // what it adds to its directory's name prefix
-	comp string // its file name
-	kind kind
+	key     string // what it adds to its directory's name prefix
+	comp    string // its file name
+	kind    kind
+	regular bool // a regular file, as the directory recorded it when read
 }
 
 // walk lists the objects in dir, whose names all start with namePrefix, in
@@ -142,7 +145,7 @@ func (w *walker) walk(dir *dir, namePrefix string, inCont bool) error {
 			switch {
 			case strings.HasPrefix(full, w.prefix):
 				if full > w.after {
-					if err := w.emit(full, dir, c.comp); err != nil {
+					if err := w.emit(full, dir, c); err != nil {
 						return err
 					}
 				}
@@ -200,17 +203,30 @@ func keyBound(namePrefix, s string) (lb string, all bool) {
 	return lb, false
 }
 
-// emit adds the object name, stored in the file comp of dir, to the page,
-// or notes that the page is full. Only regular files are objects.
-func (w *walker) emit(name string, dir *dir, comp string) error {
-	st, err := dir.lstat(comp)
-	if err != nil {
-		if isMissing(err) {
-			return nil // deleted since the directory was read
-		}
-		return err
+// emit adds the object name, stored in the file c of dir, to the page, or
+// notes that the page is full. Only regular files are objects. A listing
+// of names only takes the directory's word that c is a regular file (its
+// d_type, read with the directory; the snapshot of a large directory is
+// dropped when the directory changes), with no stat of the file; a name
+// replaced since by something else is then listed, and a Delete of it
+// removes that thing itself, never what a link points to.
+func (w *walker) emit(name string, dir *dir, c child) error {
+	if driver.ValidateName(name) != nil {
+		return nil // not ours
 	}
-	if !st.regular() || driver.ValidateName(name) != nil {
+	var st fileStat
+	if w.namesOnly && c.regular {
+		st.mode = 0 // regular, by the directory entry
+	} else {
+		var err error
+		if st, err = dir.lstat(c.comp); err != nil {
+			if isMissing(err) {
+				return nil // deleted since the directory was read
+			}
+			return err
+		}
+	}
+	if !st.regular() {
 		return nil // not ours
 	}
 	if len(w.objs) == w.limit {
@@ -235,17 +251,17 @@ func (d *Driver) readChildren(dir *dir, inCont, cached bool) ([]child, error) {
 			return children, nil
 		}
 	}
-	names, err := dir.names()
+	entries, err := dir.entries()
 	if err != nil {
 		if isMissing(err) {
 			return nil, nil // removed while read
 		}
 		return nil, err
 	}
-	children := make([]child, 0, len(names))
-	for _, n := range names {
-		if key, k, ok := parseComponent(n, inCont); ok {
-			children = append(children, child{key: key, comp: n, kind: k})
+	children := make([]child, 0, len(entries))
+	for _, e := range entries {
+		if key, k, ok := parseComponent(e.name, inCont); ok {
+			children = append(children, child{key: key, comp: e.name, kind: k, regular: e.regular})
 		}
 	}
 	slices.SortFunc(children, func(a, b child) int { return strings.Compare(a.key, b.key) })

@@ -20,7 +20,7 @@ import (
 //	mkdir(name) error                  make a subdirectory (mode 0700)
 //	stat() (fileStat, error)           the directory's own attributes
 //	lstat(name) (fileStat, error)      an entry's attributes, never through a link
-//	names() ([]string, error)          the entries' names
+//	entries() ([]dirEntry, error)      the entries' names and types
 //	openRead(name) (objectFile, fileStat, error) a regular file, for reading
 //	createTemp() (*os.File, string, error)      a new temporary file
 //	setTimes(name string, t time.Time) error    stamp a file's times
@@ -186,4 +186,22 @@ func (d *Driver) openChain(comps []string, create bool) (*dirChain, error) {
 		c.dirs = append(c.dirs, sub)
 	}
 	return c, nil
+}
+
+// dirEntry is a directory entry as the directory reports it.
+type dirEntry struct {
+	name    string
+	regular bool // a regular file, by the directory's own record (d_type)
+}
+
+// readEntries reads every entry of the directory f. The types come from the
+// directory (getdents' d_type on Linux) where it records them, and from an
+// lstat where it does not, as os.File.ReadDir does.
+func readEntries(f *os.File) ([]dirEntry, error) {
+	des, err := f.ReadDir(-1)
+	out := make([]dirEntry, len(des))
+	for i, de := range des {
+		out[i] = dirEntry{name: de.Name(), regular: de.Type().IsRegular()}
+	}
+	return out, err
 }

@@ -104,13 +104,13 @@ func (p *dir) lstat(name string) (fileStat, error) {
 	return statFrom(fi), nil
 }
 
-func (p *dir) names() ([]string, error) {
+func (p *dir) entries() ([]dirEntry, error) {
 	f, err := p.r.Open(".")
 	if err != nil {
 		return nil, p.fix(err, ".")
 	}
 	defer f.Close()
-	return f.Readdirnames(-1)
+	return readEntries(f)
 }
 
 // openChecked opens name with flag once it is a regular file, and checks

@@ -159,7 +159,7 @@ func statOf(st *unix.Stat_t) fileStat {
 	}
 }
 
-func (p *dir) names() ([]string, error) {
+func (p *dir) entries() ([]dirEntry, error) {
 	// A descriptor of its own, so that reading moves no shared offset.
 	fd, err := p.openat(".", oDir, 0)
 	if err != nil {
@@ -167,7 +167,7 @@ func (p *dir) names() ([]string, error) {
 	}
 	f := os.NewFile(uintptr(fd), p.path)
 	defer f.Close()
-	return f.Readdirnames(-1)
+	return readEntries(f)
 }
 
 // checkRegular returns the attributes of fd, open on name, if it is a
