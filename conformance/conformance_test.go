@@ -140,6 +140,7 @@ var brokenDrivers = []struct {
 	{"absentIsEmpty", memFaults{absentIsEmpty: true}, "NotFound"},
 	{"listWrongSize", memFaults{listWrongSize: true}, "ListPrefix"},
 	{"listWrongSize", memFaults{listWrongSize: true}, "Pagination"},
+	{"namesOnlyFlat", memFaults{namesOnlyFlat: true}, "NamesOnly"},
 	{"tokenNeverEnds", memFaults{tokenNeverEnds: true}, "Pagination"},
 	{"offsetPageToken", memFaults{offsetPageToken: true}, "ListDuringChurn"},
 	{"foldCase", memFaults{foldCase: true}, "NamesStoredAsGiven"},

@@ -61,6 +61,7 @@ type memFaults struct {
 	closedWrongKind           bool // calls after Close fail, not with ErrClosed
 	batchDeletesFirstOnly     bool // DeleteBatch deletes only the first name
 	listWrongSize             bool // List reports Size 0
+	namesOnlyFlat             bool // a NamesOnly listing leaves out names two folders below the prefix
 	deleteNoop                bool // Delete does nothing
 	partialOnCancel           bool // a Write cancelled midway stores what was read
 	tokenNeverEnds            bool // the last page has a token, and so on for ever
@@ -321,6 +322,9 @@ func (d *memDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver
 	var names []string
 	for name := range d.s.objs {
 		if strings.HasPrefix(name, prefix) && (d.f.ignorePageToken || d.f.offsetPageToken || name > opts.PageToken) {
+			if d.f.namesOnlyFlat && opts.NamesOnly && strings.Count(name[len(prefix):], "/") > 1 {
+				continue
+			}
 			names = append(names, name)
 		}
 	}
