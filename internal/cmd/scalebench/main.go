@@ -376,12 +376,16 @@ type fullStore interface {
 	driver.NameValidator
 }
 
+// keepOpenBatch and keepOpenFull hand a store to a cache that must not
+// close it (the store outlives the cache, to be measured alone).
 type keepOpenBatch struct{ batchStore }
 
+// Close implements driver.Driver without closing the store.
 func (keepOpenBatch) Close() error { return nil }
 
 type keepOpenFull struct{ fullStore }
 
+// Close implements driver.Driver without closing the store.
 func (keepOpenFull) Close() error { return nil }
 
 // liveHeap returns the bytes of live heap objects after a full collection.
