@@ -37,7 +37,14 @@ func TestCrossProcessCatchesProcessLocalLocks(t *testing.T) {
 			if runChild(t, faulty) {
 				return
 			}
+			// The fault shows only when the processes' calls overlap, which a
+			// loaded machine can prevent in every round of one run (CI once
+			// saw no round with several winners): up to three runs.
 			r := runRecorded(t, faulty, tc.caseName)
+			for try := 2; !r.Failed() && try <= 3; try++ {
+				t.Logf("%s passed fault %s in run %d: running it again", tc.caseName, tc.fault, try-1)
+				r = runRecorded(t, faulty, tc.caseName)
+			}
 			msgs := r.messages()
 			switch {
 			case !r.Failed():
