@@ -147,6 +147,12 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		shardDigits:    shardDigits(s.maxEntries, s.cullShards),
 		logger:         s.logger,
 	}
+	if shards := 1 << (4 * c.shardDigits); c.shardDigits > 0 && shards > max(s.maxEntries, 16) {
+		// Mostly empty shards: every pass would send a LIST for each, and
+		// the sample's prefixes alone could exhaust memory (cull_shards=8
+		// is 4,294,967,296 shards).
+		return nil, optionError("cull_shards", "%d makes %d shards, more than max_entries %d: at most one shard per entry", c.shardDigits, shards, s.maxEntries)
+	}
 	c.sampleShards = sampleShards(s.maxEntries, c.shardDigits)
 	c.counter = newEntryCounter(s.maxEntries > 0, newSample(prefix, c.shardDigits, c.sampleShards))
 	if len(s.signingKeys) > 0 {

@@ -121,7 +121,8 @@ func (c *Cache) inSample(p string) bool {
 }
 
 // WithCullShards makes the cache count and cull its location by 16^digits
-// shards (1 to 8 digits), or as one (0: every count and cull lists the
+// shards (1 to 8 digits; New refuses more shards than max(max_entries, 16)),
+// or as one (0: every count and cull lists the
 // whole location, at any max_entries). Without it, a cache culls as one up
 // to max_entries 10,000, and above by the fewest shards that hold at most
 // 4096 entries each at max_entries. Either way it counts a sample of its

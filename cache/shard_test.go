@@ -35,7 +35,7 @@ func TestCullShardsChoice(t *testing.T) {
 		}
 		c.Close()
 	}
-	for _, tc := range []struct{ maxEntries, digits, sample int }{{64, 1, 8}, {64, 2, 128}, {1600, 1, 8}, {300, 3, 2048}} {
+	for _, tc := range []struct{ maxEntries, digits, sample int }{{64, 1, 8}, {0, 1, 1}, {1600, 1, 8}, {300, 2, 128}} {
 		c, err := cache.New(mem.New(), cache.WithMaxEntries(tc.maxEntries), cache.WithCullShards(tc.digits))
 		must(t, err)
 		if smp := cache.SampleShards(c); smp != tc.sample {
@@ -49,7 +49,8 @@ func TestCullShardsChoice(t *testing.T) {
 		t.Errorf("cull_shards=2: %d digits", got)
 	}
 	c.Close()
-	for _, bad := range []string{"9", "-1", "x"} {
+	// More shards than entries is refused: cull_shards=8 is 2^32 prefixes.
+	for _, bad := range []string{"9", "-1", "x", "8", "3&max_entries=300", "2&max_entries=0"} {
 		_, err := cache.Open(t.Context(), "mem://?cull_shards="+bad)
 		if !errors.Is(err, cache.ErrInvalidOption) || !strings.Contains(err.Error(), "cull_shards") {
 			t.Errorf("cull_shards=%s: %v, want ErrInvalidOption naming it", bad, err)
