@@ -23,6 +23,7 @@ const (
 	benchManyKeys  = 100      // keys of one GetMany / SetMany
 	benchClearN    = 1000     // entries removed by one Clear
 	benchAddWindow = 4096     // Adds between two (untimed) clean-ups
+	benchDelWindow = 256      // entries written (untimed) for the Deletes that follow
 	benchFillConc  = 32       // concurrent writes when filling a store
 	benchManyConc  = 16       // concurrency of the raw GetMany/SetMany (the cache's)
 	smallValueSize = 1 << 10  // the default value
@@ -39,7 +40,7 @@ var bigValueSize = 64 << 20
 // and, with a BucketHarness, the Go CDK's portable operation:
 //
 //	Get/hit/size=1KiB, Get/hit/size=64KiB, Get/miss, Set/size=1KiB,
-//	Set/size=64KiB, Add, Has, Incr, GetMany/n=100, SetMany/n=100,
+//	Set/size=64KiB, Add, Delete (of a live entry), Has, Incr, GetMany/n=100, SetMany/n=100,
 //	Clear/n=1000, LocalTier/zipf (Gets of a Zipf-distributed keyspace ten
 //	times a local tier's size, with the tier and without),
 //	LocalTier/staleness (how long another process's write takes to be seen
@@ -71,6 +72,7 @@ func RunBenchmarks(b *testing.B, maker HarnessMaker) {
 		b.Run("Set/size="+sizeName(size), func(b *testing.B) { benchSet(b, maker, size) })
 	}
 	b.Run("Add", func(b *testing.B) { benchAdd(b, maker) })
+	b.Run("Delete", func(b *testing.B) { benchDelete(b, maker) })
 	b.Run("Has", func(b *testing.B) { benchHas(b, maker) })
 	b.Run("Incr", func(b *testing.B) { benchIncr(b, maker) })
 	b.Run(fmt.Sprintf("HotCounter/goroutines=%d", hotCounterGoroutines), func(b *testing.B) { benchHotCounter(b, maker) })

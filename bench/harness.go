@@ -65,6 +65,8 @@ type Bucket interface {
 	ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error)
 	// WriteAll writes a whole object with the options (blob.Bucket.WriteAll).
 	WriteAll(ctx context.Context, key string, data []byte, opts *WriteOptions) error
+	// Delete removes one object (blob.Bucket.Delete).
+	Delete(ctx context.Context, key string) error
 	// DeleteAll removes every object under prefix: blob.Bucket.List, and
 	// one blob.Bucket.Delete per object, in sequence.
 	DeleteAll(ctx context.Context, prefix string) error
@@ -94,7 +96,8 @@ const (
 	ImplCache = "cache"
 	// ImplDriver is the raw driver call(s) doing the same storage work:
 	// Read for Get, Write for Set, an IfAbsent Write for Add, a range Read
-	// for Has, Read then Replace for Incr, List and DeleteBatch for Clear.
+	// for Has, Read then Replace for Incr, Delete for Delete, List and
+	// DeleteBatch for Clear.
 	ImplDriver = "driver"
 	// ImplGoCDK is the Go CDK bucket doing the same work with its portable
 	// API (ReadAll, WriteAll, NewRangeReader, List and Delete one by one);

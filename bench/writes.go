@@ -91,6 +91,72 @@ func benchAdd(b *testing.B, maker HarnessMaker) {
 	})
 }
 
+// benchDelete times the Delete of a live entry (the cache's reports that
+// it was live). The entries are written benchDelWindow at a time with the
+// timer stopped.
+func benchDelete(b *testing.B, maker HarnessMaker) {
+	e := newGroup(b, maker, cache.WithMaxEntries(0))
+	value := randomValue(smallValueSize)
+	ctx := e.ctx
+	ks := makeKeys("delete", benchDelWindow)
+	e.leaf(b, ImplCache, func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if i%benchDelWindow == 0 {
+				e.pause(b, func() {
+					for _, k := range ks.keys {
+						if err := e.c.Set(ctx, k, value, cache.DefaultTTL); err != nil {
+							b.Fatalf("Set: %v", err)
+						}
+					}
+				})
+			}
+			k := ks.keys[i%benchDelWindow]
+			if ok, err := e.c.Delete(ctx, k); err != nil || !ok {
+				b.Fatalf("Delete(%q) of a live entry = %v, %v", k, ok, err)
+			}
+			i++
+		}
+	})
+	e.leaf(b, ImplDriver, func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if i%benchDelWindow == 0 {
+				e.pause(b, func() {
+					for _, name := range ks.raw {
+						if err := e.d.Write(ctx, name, bytes.NewReader(value), &driver.WriteOptions{}); err != nil {
+							b.Fatalf("Write: %v", err)
+						}
+					}
+				})
+			}
+			if err := e.d.Delete(ctx, ks.raw[i%benchDelWindow]); err != nil {
+				b.Fatalf("Delete: %v", err)
+			}
+			i++
+		}
+	})
+	e.leaf(b, ImplGoCDK, func(b *testing.B) {
+		opts := gcdkWriteOptions(value)
+		i := 0
+		for b.Loop() {
+			if i%benchDelWindow == 0 {
+				e.pause(b, func() {
+					for _, key := range ks.gcdk {
+						if err := e.bkt.WriteAll(ctx, key, value, opts); err != nil {
+							b.Fatalf("WriteAll: %v", err)
+						}
+					}
+				})
+			}
+			if err := e.bkt.Delete(ctx, ks.gcdk[i%benchDelWindow]); err != nil {
+				b.Fatalf("Delete: %v", err)
+			}
+			i++
+		}
+	})
+}
+
 func benchIncr(b *testing.B, maker HarnessMaker) {
 	e := newGroup(b, maker)
 	ctx := e.ctx

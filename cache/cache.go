@@ -56,6 +56,7 @@ type Cache struct {
 	d        driver.Driver
 	replacer driver.Replacer     // nil when the driver cannot replace-if-unchanged
 	batch    driver.BatchDeleter // nil when the driver has no bulk delete
+	takes    driver.ReadDeleter  // nil when the driver cannot read and delete in one step
 
 	prefix    string // listing prefix of the location: "" or "loc/"
 	keyPrefix string
@@ -166,6 +167,7 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 		return nil, fmt.Errorf("%w: fill_lease: %w: fill leases need a driver that implements driver.Replacer, and %T does not", ErrInvalidOption, errors.ErrUnsupported, d)
 	}
 	c.batch, _ = d.(driver.BatchDeleter)
+	c.takes, _ = d.(driver.ReadDeleter)
 	if s.localBytes > 0 {
 		onEvict := func() {
 			if c.tel != nil && c.tel.localEvictions != nil {

@@ -333,6 +333,13 @@ func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
 		return false, fail("delete", key, err)
 	}
 	name := c.objectName(key)
+	if c.takes != nil {
+		live, err := c.deleteTaking(ctx, name)
+		if err != nil {
+			return false, fail("delete", key, err)
+		}
+		return live, nil
+	}
 	_, _, err = c.readHeader(ctx, name)
 	if errors.Is(err, errStale) {
 		// Not live, but GetOrSet could still serve it: it goes too.
@@ -349,6 +356,33 @@ func (c *Cache) Delete(ctx context.Context, key string) (_ bool, err error) {
 	}
 	if err := c.drop(ctx, name); err != nil {
 		return false, fail("delete", key, err)
+	}
+	return true, nil
+}
+
+// deleteTaking is Delete on a driver.ReadDeleter: one call removes the
+// entry and returns its header, which says whether it was live. A dead
+// entry's removal is recorded as readHeader records it.
+func (c *Cache) deleteTaking(ctx context.Context, name string) (bool, error) {
+	data, err := c.storeReadDelete(ctx, name, headerReadLen)
+	if errors.Is(err, driver.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.counter.dropped(name)
+	h, err := parseEntryHeader(data)
+	if err == nil {
+		err = c.keys.checkSigned(h)
+	}
+	now := c.now()
+	switch {
+	case err == nil && h.stale(now):
+		return false, nil
+	case err != nil || h.expired(now):
+		c.droppedDead(ctx, name, err)
+		return false, nil
 	}
 	return true, nil
 }

@@ -312,8 +312,18 @@ const deleteParallelism = 8
 
 // deleteNames deletes names in batches where the driver allows, concurrently.
 func (c *Cache) deleteNames(ctx context.Context, names []string) error {
-	if len(names) == 0 {
+	switch {
+	case len(names) == 0:
 		return nil
+	case c.batch != nil && len(names) <= driver.MaxBatchDelete:
+		// One request: made here, without a goroutine.
+		if err := c.storeDeleteBatch(ctx, names); err != nil {
+			return err
+		}
+		c.counter.dropped(names...)
+		return nil
+	case c.batch == nil && len(names) == 1:
+		return c.drop(ctx, names[0])
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(deleteParallelism)

@@ -57,7 +57,9 @@ type Stats struct {
 	// (names, values and a fixed overhead per copy).
 	LocalHits, LocalMisses, LocalEvictions, LocalBytes int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
-	// conditional ones), DeleteRequests, BatchDeletes, Lists (pages).
+	// conditional ones), DeleteRequests (including a driver.ReadDeleter's
+	// ReadDelete, whose bytes count in BytesRead), BatchDeletes, Lists
+	// (pages).
 	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
 	// BytesRead and BytesWritten count entry bytes as stored (compressed
 	// when gzip is on).
@@ -331,11 +333,16 @@ func storageErr(ctx context.Context, err error) error {
 func (c *Cache) storeRead(ctx context.Context, name string, off, n int64) ([]byte, driver.Attributes, error) {
 	c.stats.reads.Add(1)
 	data, attrs, err := c.d.Read(ctx, name, off, n)
-	c.stats.bytesRead.Add(int64(len(data)))
-	if c.tel != nil && c.tel.bytesRead != nil && len(data) > 0 {
-		c.tel.bytesRead.Add(ctx, int64(len(data)), c.tel.locOpts...)
-	}
+	c.countRead(ctx, len(data))
 	return data, attrs, storageErr(ctx, err)
+}
+
+// countRead counts n bytes read from the store.
+func (c *Cache) countRead(ctx context.Context, n int) {
+	c.stats.bytesRead.Add(int64(n))
+	if c.tel != nil && c.tel.bytesRead != nil && n > 0 {
+		c.tel.bytesRead.Add(ctx, int64(n), c.tel.locOpts...)
+	}
 }
 
 // storeWrite is Driver.Write of an encoded entry. Like every store call
@@ -372,6 +379,16 @@ func (c *Cache) storeDelete(ctx context.Context, name string) error {
 	err := c.d.Delete(ctx, name)
 	c.local.drop(name)
 	return storageErr(ctx, err)
+}
+
+// storeReadDelete is ReadDeleter.ReadDelete: one delete request, whose
+// bytes count as read.
+func (c *Cache) storeReadDelete(ctx context.Context, name string, n int64) ([]byte, error) {
+	c.stats.deleteRequests.Add(1)
+	data, _, err := c.takes.ReadDelete(ctx, name, n)
+	c.local.drop(name)
+	c.countRead(ctx, len(data))
+	return data, storageErr(ctx, err)
 }
 
 // storeDeleteBatch is BatchDeleter.DeleteBatch.

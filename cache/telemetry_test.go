@@ -51,9 +51,10 @@ func TestStatsCountExactly(t *testing.T) {
 	got := c.Stats()
 	want := cache.Stats{
 		Hits: 4, Misses: 3, Sets: 2, Adds: 3, Added: 2, Deletes: 1, Touches: 1, Incrs: 2, Errors: 1,
-		// Reads: 2 Get + 3 GetMany + Add(live) header + 2 Incr + Touch + Delete header + 2 GetOrSet Get
-		// before fill (outer and inner) + 1 final GetOrSet Get = 13.
-		Reads: 13,
+		// Reads: 2 Get + 3 GetMany + Add(live) header + 2 Incr + Touch + 2 GetOrSet Get
+		// before fill (outer and inner) + 1 final GetOrSet Get = 12. The Delete is
+		// one ReadDelete (mem is a driver.ReadDeleter): a delete request, no read.
+		Reads: 12,
 		// Writes: 2 Set + 2 Add attempts + 1 Incr + 1 Touch + 1 GetOrSet add = 7.
 		Writes: 7, DeleteRequests: 1,
 		Fills: 1, // the one GetOrSet miss; no fill lease, so no FillWaits

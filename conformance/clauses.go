@@ -29,6 +29,8 @@ const (
 	clauseReplaceOptions = `contract (Replacer.Replace): "a body that returns an error stores nothing and that error is returned ... ContentEncoding means what it means for Write. IfAbsent has no meaning here ... a driver ignores it"`
 	clauseReplaceRace    = `contract (Replacer.Replace): "only if the object's current ETag equals etag (as returned by Read), atomically, also across processes"`
 	clauseBatchDelete    = `contract (BatchDeleter.DeleteBatch): "removes the named objects ... Names with no object are not an error"`
+	clauseReadDelete     = `contract (ReadDeleter.ReadDelete): "removes the object and returns its first length bytes (all of them when it is shorter ...) and its attributes, as Read(ctx, name, 0, length) returns them ... It returns ErrNotFound, and removes nothing, when no object exists"`
+	clauseReadDeleteRace = `contract (ReadDeleter.ReadDelete): "of the object removed: no Write, Replace or Delete of name, by any process sharing the store, takes effect between the read and the removal"`
 	clauseErrors         = `contract (package driver, Errors): "An error of a kind the contract names wraps that kind ... The message starts with the driver's package name, then the operation and the name, quoted as %q quotes it"`
 	clauseCanceled       = `contract (Driver, Errors): "A cancelled context makes the call return an error satisfying errors.Is(err, ctx.Err()) promptly"`
 	clauseCancelWrite    = `contract (Driver.Write, Errors): "readers see either the old object or the whole new one, never a part" when the context ends during the write, whose error satisfies errors.Is(err, ctx.Err())`

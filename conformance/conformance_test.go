@@ -153,6 +153,9 @@ var brokenDrivers = []struct {
 	{"replacePartialOnError", memFaults{replacePartialOnError: true}, "ReplaceOptions"},
 	{"racyReplace", memFaults{racyReplace: true}, "ReplaceRace"},
 	{"batchDeletesFirstOnly", memFaults{batchDeletesFirstOnly: true}, "BatchDelete"},
+	{"readDeleteKeeps", memFaults{readDeleteKeeps: true}, "ReadDelete"},
+	{"readDeleteAbsentNil", memFaults{readDeleteAbsentNil: true}, "ReadDelete"},
+	{"racyReadDelete", memFaults{racyReadDelete: true}, "ReadDeleteRace"},
 	{"partialOnCancel", memFaults{partialOnCancel: true}, "CancelDuringWrite"},
 	{"callsAfterClose", memFaults{callsAfterClose: true}, "Close"},
 	{"closedWrongKind", memFaults{closedWrongKind: true}, "Close"},
@@ -271,6 +274,8 @@ func TestCapabilitySkips(t *testing.T) {
 		"ReplaceRace":         "driver.Replacer",
 		"CrossProcessReplace": "driver.Replacer",
 		"BatchDelete":         "driver.BatchDeleter",
+		"ReadDelete":          "driver.ReadDeleter",
+		"ReadDeleteRace":      "driver.ReadDeleter",
 	} {
 		r := runRecorded(t, maker, c)
 		if r.Failed() || !r.Skipped() || !strings.Contains(r.messages(), want) {

@@ -43,6 +43,8 @@ var driverCases = []driverCase{
 	{"ReplaceOptions", clauseReplaceOptions, testReplaceOptions},
 	{"ReplaceRace", clauseReplaceRace, testReplaceRace},
 	{"BatchDelete", clauseBatchDelete, testBatchDelete},
+	{"ReadDelete", clauseReadDelete, testReadDelete},
+	{"ReadDeleteRace", clauseReadDeleteRace, testReadDeleteRace},
 	{"CrossProcessIfAbsent", clauseIfAbsentRace, testCrossProcessIfAbsent},
 	{"CrossProcessReplace", clauseReplaceRace, testCrossProcessReplace},
 	{"ContextCanceled", clauseCanceled, testContextCanceled},

@@ -73,6 +73,10 @@ func testContextCanceled(e *env) {
 	if bd, ok := d.(driver.BatchDeleter); ok {
 		e.wantCanceled("DeleteBatch", bd.DeleteBatch(ctx, []string{name}))
 	}
+	if rd, ok := d.(driver.ReadDeleter); ok {
+		_, _, err := rd.ReadDelete(ctx, name, 10)
+		e.wantCanceled("ReadDelete", err)
+	}
 	e.wantCanceled("Delete", d.Delete(ctx, name))
 }
 
@@ -171,6 +175,10 @@ func testClose(e *env) {
 	}
 	if bd, ok := d1.(driver.BatchDeleter); ok {
 		wantClosed("DeleteBatch", bd.DeleteBatch(e.ctx, []string{name}))
+	}
+	if rd, ok := d1.(driver.ReadDeleter); ok {
+		_, _, err := rd.ReadDelete(e.ctx, name, 10)
+		wantClosed("ReadDelete", err)
 	}
 	if err := d1.Close(); err != nil && !errors.Is(err, driver.ErrClosed) {
 		e.t.Errorf("a second Close = %v, want nil or an error satisfying errors.Is(err, driver.ErrClosed)", err)

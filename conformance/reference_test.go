@@ -68,6 +68,9 @@ type memFaults struct {
 	foldCase                  bool // names are stored lower-cased
 	trimSpace                 bool // names are stored without surrounding spaces
 	absentIsEmpty             bool // Read of an absent object returns no bytes and no error
+	readDeleteKeeps           bool // ReadDelete returns the bytes and removes nothing
+	readDeleteAbsentNil       bool // ReadDelete of an absent object returns no bytes and no error
+	racyReadDelete            bool // ReadDelete is read, yield, delete
 }
 
 type memObject struct {
@@ -109,6 +112,7 @@ var (
 	_ driver.Driver       = (*memDriver)(nil)
 	_ driver.Replacer     = (*memDriver)(nil)
 	_ driver.BatchDeleter = (*memDriver)(nil)
+	_ driver.ReadDeleter  = (*memDriver)(nil)
 )
 
 // ctxErr is the error of a call made after Close or with a done context.
@@ -308,6 +312,31 @@ func (d *memDriver) Delete(ctx context.Context, name string) error {
 		delete(d.s.objs, d.key(name))
 	}
 	return nil
+}
+
+func (d *memDriver) ReadDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
+	if err := d.ctxErr(ctx); err != nil {
+		return nil, driver.Attributes{}, err
+	}
+	d.s.mu.Lock()
+	o, ok := d.s.objs[d.key(name)]
+	if d.f.racyReadDelete {
+		d.s.mu.Unlock()
+		time.Sleep(50 * time.Microsecond)
+		d.s.mu.Lock()
+	}
+	if ok && !d.f.readDeleteKeeps {
+		delete(d.s.objs, d.key(name))
+	}
+	d.s.mu.Unlock()
+	if !ok {
+		if d.f.readDeleteAbsentNil {
+			return nil, driver.Attributes{Name: name, ModTime: time.Now()}, nil
+		}
+		return nil, driver.Attributes{}, d.kindErr("read and delete", name, driver.ErrNotFound)
+	}
+	data := slices.Clone(o.data[:min(int64(len(o.data)), length)])
+	return data, driver.Attributes{Name: name, Size: int64(len(o.data)), ModTime: o.mod, ETag: o.etag}, nil
 }
 
 func (d *memDriver) List(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {

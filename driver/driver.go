@@ -9,8 +9,9 @@
 //
 // What only some stores can do is expressed as optional capability interfaces,
 // found by type assertion in the manner of database/sql/driver:
-// [BatchDeleter] (bulk deletes, such as S3 DeleteObjects) and [Replacer]
-// (replace-if-unchanged, such as S3 If-Match). The cache falls back to the
+// [BatchDeleter] (bulk deletes, such as S3 DeleteObjects), [Replacer]
+// (replace-if-unchanged, such as S3 If-Match), [ReadDeleter] (read and
+// delete in one step) and [NameValidator]. The cache falls back to the
 // base interface when a capability is missing and documents what is lost.
 //
 // # Errors
@@ -263,6 +264,28 @@ type Replacer interface {
 	// never sets it, and a driver ignores it (it neither refuses the call
 	// nor sends the store a create-only condition that would always fail).
 	Replace(ctx context.Context, name string, body io.Reader, etag string, opts *WriteOptions) error
+}
+
+// ReadDeleter is implemented by drivers that can read the start of an
+// object and delete it in one step, atomically with respect to every change
+// of the object, such as a file store deleting under the lock its writes take.
+//
+// Without it, the cache's Delete reads an entry's header with Read and then
+// deletes the entry with Delete: two calls (two requests on a remote store)
+// where ReadDelete is one, and a write that lands between them, by this
+// process or another, is deleted too, while Delete reports on the entry it
+// read. A store that cannot make the pair atomic (S3, GCS, Azure Blob) does
+// not implement ReadDeleter: the cache's fallback is the same two calls.
+type ReadDeleter interface {
+	// ReadDelete removes the object and returns its first length bytes (all
+	// of them when it is shorter; length is never negative) and its
+	// attributes, as Read(ctx, name, 0, length) returns them, of the object
+	// removed: no Write, Replace or Delete of name, by any process sharing
+	// the store, takes effect between the read and the removal. It returns
+	// ErrNotFound, and removes nothing, when no object exists (an object
+	// Read would not return, such as what the file driver refuses to read,
+	// is no object here either); on any other error nothing is removed.
+	ReadDelete(ctx context.Context, name string, length int64) ([]byte, Attributes, error)
 }
 
 // NameValidator is implemented by drivers that cannot store every name

@@ -59,6 +59,9 @@ func (b *Bucket) WriteAll(ctx context.Context, key string, data []byte, opts *be
 	})
 }
 
+// Delete removes one object (blob.Bucket.Delete).
+func (b *Bucket) Delete(ctx context.Context, key string) error { return b.b.Delete(ctx, key) }
+
 // DeleteAll lists the objects under prefix (blob.Bucket.List) and deletes
 // each in turn (blob.Bucket.Delete).
 func (b *Bucket) DeleteAll(ctx context.Context, prefix string) error {

@@ -31,6 +31,12 @@ func TestBucket(t *testing.T) {
 	if v, err := b.ReadRange(ctx, "q", 1, 3); err != nil || string(v) != "alu" {
 		t.Errorf("ReadRange = %q, %v", v, err)
 	}
+	if err := b.Delete(ctx, "p/b"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := b.ReadAll(ctx, "p/b"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("ReadAll after Delete: %v, want driver.ErrNotFound", err)
+	}
 	if err := b.DeleteAll(ctx, "p/"); err != nil {
 		t.Fatalf("DeleteAll: %v", err)
 	}

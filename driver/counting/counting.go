@@ -30,14 +30,16 @@ type Counts struct {
 	Writes int64
 	// Replaces counts Replace calls (a conditional PutObject each).
 	Replaces int64
-	// Deletes counts Delete calls (a DeleteObject each).
+	// Deletes counts Delete and ReadDelete calls (a DeleteObject each; a
+	// ReadDelete, which only stores that can make it one step implement,
+	// is one call too).
 	Deletes int64
 	// BatchDeletes counts DeleteBatch calls (a DeleteObjects each: the
 	// driver contract passes at most driver.MaxBatchDelete names).
 	BatchDeletes int64
 	// Lists counts List calls, one page each (a ListObjectsV2 each).
 	Lists int64
-	// BytesRead counts the bytes Read returned. Bytes written are not
+	// BytesRead counts the bytes Read and ReadDelete returned. Bytes written are not
 	// counted: that would mean wrapping each body, which hides what the
 	// driver may look for in it (its length, or that it can seek).
 	BytesRead int64
@@ -70,66 +72,140 @@ func (c *Counter) Requests() int64 { return c.Counts().Requests() }
 // Wrap returns d wrapped so that every call is counted, and its counter.
 //
 // The wrapper has exactly d's optional capabilities: a type assertion on it
-// to driver.Replacer, driver.BatchDeleter or driver.NameValidator succeeds
-// exactly when it does on d, so a cache over the wrapper behaves as over d.
-// ValidateName is passed on and not counted (it is no request). Close
+// to driver.Replacer, driver.BatchDeleter, driver.ReadDeleter or
+// driver.NameValidator succeeds exactly when it does on d, so a cache over
+// the wrapper behaves as over d. ValidateName is passed on and not counted (it is no request). Close
 // closes d.
 func Wrap(d driver.Driver) (driver.Driver, *Counter) {
 	c := &counted{d: d, n: &Counter{}}
 	r, isR := d.(driver.Replacer)
 	b, isB := d.(driver.BatchDeleter)
 	v, isV := d.(driver.NameValidator)
-	rep, bat, val := replacer{c, r}, batcher{c, b}, validator{v}
-	var w driver.Driver
-	switch {
-	case isR && isB && isV:
-		w = struct {
-			*counted
-			replacer
-			batcher
-			validator
-		}{c, rep, bat, val}
-	case isR && isB:
-		w = struct {
-			*counted
-			replacer
-			batcher
-		}{c, rep, bat}
-	case isR && isV:
-		w = struct {
-			*counted
-			replacer
-			validator
-		}{c, rep, val}
-	case isB && isV:
-		w = struct {
-			*counted
-			batcher
-			validator
-		}{c, bat, val}
-	case isR:
-		w = struct {
-			*counted
-			replacer
-		}{c, rep}
-	case isB:
-		w = struct {
-			*counted
-			batcher
-		}{c, bat}
-	case isV:
-		w = struct {
-			*counted
-			validator
-		}{c, val}
-	default:
-		w = c
+	t, isT := d.(driver.ReadDeleter)
+	caps := 0
+	for i, has := range []bool{isR, isB, isV, isT} {
+		if has {
+			caps |= 1 << i
+		}
 	}
-	return w, c.n
+	return wrappers[caps](c, replacer{c, r}, batcher{c, b}, validator{v}, taker{c, t}), c.n
+}
+
+// wrappers builds the wrapper of each combination of capabilities, indexed
+// by a bit set: 1 Replacer, 2 BatchDeleter, 4 NameValidator, 8 ReadDeleter.
+var wrappers = [16]func(*counted, replacer, batcher, validator, taker) driver.Driver{
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver { return c },
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+		}{c, r}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			batcher
+		}{c, b}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			batcher
+		}{c, r, b}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			validator
+		}{c, v}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			validator
+		}{c, r, v}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			batcher
+			validator
+		}{c, b, v}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			batcher
+			validator
+		}{c, r, b, v}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			taker
+		}{c, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			taker
+		}{c, r, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			batcher
+			taker
+		}{c, b, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			batcher
+			taker
+		}{c, r, b, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			validator
+			taker
+		}{c, v, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			validator
+			taker
+		}{c, r, v, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			batcher
+			validator
+			taker
+		}{c, b, v, t}
+	},
+	func(c *counted, r replacer, b batcher, v validator, t taker) driver.Driver {
+		return struct {
+			*counted
+			replacer
+			batcher
+			validator
+			taker
+		}{c, r, b, v, t}
+	},
 }
 
 // counted is the wrapper of the base driver.Driver methods; the
-// capabilities are the embedded replacer, batcher and validator.
+// capabilities are the embedded replacer, batcher, validator and taker.
 type counted struct {
 	d driver.Driver
 	n *Counter
@@ -190,3 +266,17 @@ type validator struct{ v driver.NameValidator }
 
 // ValidateName implements driver.NameValidator.
 func (v validator) ValidateName(name string) error { return v.v.ValidateName(name) }
+
+type taker struct {
+	c *counted
+	t driver.ReadDeleter
+}
+
+// ReadDelete implements driver.ReadDeleter. It is one request, counted
+// with the deletes; the bytes it returns are counted as read.
+func (t taker) ReadDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
+	t.c.n.deletes.Add(1)
+	data, attrs, err := t.t.ReadDelete(ctx, name, length)
+	t.c.n.bytesRead.Add(int64(len(data)))
+	return data, attrs, err
+}

@@ -64,59 +64,144 @@ func (withValidate) ValidateName(name string) error {
 	return nil
 }
 
-type withAll struct {
-	withReplace
-	withBatch
-	withValidate
-	*store
+type withTake struct{ *store }
+
+func (d withTake) ReadDelete(ctx context.Context, name string, n int64) ([]byte, driver.Attributes, error) {
+	b, attrs, err := d.Read(ctx, name, 0, n)
+	if err == nil {
+		d.data = ""
+	}
+	return b, attrs, err
 }
 
-type replaceBatch struct {
-	withReplace
-	withBatch
-	*store
+// withCaps returns s with the capabilities of the bit set caps: 1 Replacer,
+// 2 BatchDeleter, 4 NameValidator, 8 ReadDeleter. The base methods are
+// s's own, at the shallowest depth.
+func withCaps(s *store, caps int) driver.Driver {
+	r, b, v, t := withReplace{s}, withBatch{s}, withValidate{s}, withTake{s}
+	switch caps {
+	case 0:
+		return s
+	case 1:
+		return struct {
+			*store
+			withReplace
+		}{s, r}
+	case 2:
+		return struct {
+			*store
+			withBatch
+		}{s, b}
+	case 3:
+		return struct {
+			*store
+			withReplace
+			withBatch
+		}{s, r, b}
+	case 4:
+		return struct {
+			*store
+			withValidate
+		}{s, v}
+	case 5:
+		return struct {
+			*store
+			withReplace
+			withValidate
+		}{s, r, v}
+	case 6:
+		return struct {
+			*store
+			withBatch
+			withValidate
+		}{s, b, v}
+	case 7:
+		return struct {
+			*store
+			withReplace
+			withBatch
+			withValidate
+		}{s, r, b, v}
+	case 8:
+		return struct {
+			*store
+			withTake
+		}{s, t}
+	case 9:
+		return struct {
+			*store
+			withReplace
+			withTake
+		}{s, r, t}
+	case 10:
+		return struct {
+			*store
+			withBatch
+			withTake
+		}{s, b, t}
+	case 11:
+		return struct {
+			*store
+			withReplace
+			withBatch
+			withTake
+		}{s, r, b, t}
+	case 12:
+		return struct {
+			*store
+			withValidate
+			withTake
+		}{s, v, t}
+	case 13:
+		return struct {
+			*store
+			withReplace
+			withValidate
+			withTake
+		}{s, r, v, t}
+	case 14:
+		return struct {
+			*store
+			withBatch
+			withValidate
+			withTake
+		}{s, b, v, t}
+	default:
+		return struct {
+			*store
+			withReplace
+			withBatch
+			withValidate
+			withTake
+		}{s, r, b, v, t}
+	}
 }
 
-type replaceValidate struct {
-	withReplace
-	withValidate
-	*store
-}
-
-type batchValidate struct {
-	withBatch
-	withValidate
-	*store
-}
-
-// TestWrapKeepsCapabilities: for each of the eight combinations of optional
-// capabilities, a type assertion on the wrapper succeeds exactly when it
-// does on the wrapped driver, and each capability reaches the wrapped one.
+// TestWrapKeepsCapabilities: for each of the sixteen combinations of
+// optional capabilities, a type assertion on the wrapper succeeds exactly
+// when it does on the wrapped driver, and each capability reaches the
+// wrapped one.
 func TestWrapKeepsCapabilities(t *testing.T) {
 	newStore := func() *store { return &store{} }
-	for _, mk := range []func(s *store) driver.Driver{
-		func(s *store) driver.Driver { return s },
-		func(s *store) driver.Driver { return withReplace{s} },
-		func(s *store) driver.Driver { return withBatch{s} },
-		func(s *store) driver.Driver { return withValidate{s} },
-		func(s *store) driver.Driver { return replaceBatch{withReplace{s}, withBatch{s}, s} },
-		func(s *store) driver.Driver { return replaceValidate{withReplace{s}, withValidate{s}, s} },
-		func(s *store) driver.Driver { return batchValidate{withBatch{s}, withValidate{s}, s} },
-		func(s *store) driver.Driver { return withAll{withReplace{s}, withBatch{s}, withValidate{s}, s} },
-	} {
+	for caps := range 16 {
 		s := newStore()
-		inner := mk(s)
+		inner := withCaps(s, caps)
 		_, innerR := inner.(driver.Replacer)
 		_, innerB := inner.(driver.BatchDeleter)
 		_, innerV := inner.(driver.NameValidator)
-		name := fmt.Sprintf("replacer=%v,batch=%v,validator=%v", innerR, innerB, innerV)
+		_, innerT := inner.(driver.ReadDeleter)
+		if innerR != (caps&1 != 0) || innerB != (caps&2 != 0) || innerV != (caps&4 != 0) || innerT != (caps&8 != 0) {
+			t.Fatalf("withCaps(%d) has the wrong capabilities", caps)
+		}
+		name := fmt.Sprintf("replacer=%v,batch=%v,validator=%v,readdelete=%v", innerR, innerB, innerV, innerT)
 		t.Run(name, func(t *testing.T) {
 			d, ctr := counting.Wrap(inner)
 			r, isR := d.(driver.Replacer)
 			b, isB := d.(driver.BatchDeleter)
 			v, isV := d.(driver.NameValidator)
-			if isR != innerR || isB != innerB || isV != innerV {
-				t.Fatalf("wrapper: replacer=%v batch=%v validator=%v; want %s", isR, isB, isV, name)
+			rd, isT := d.(driver.ReadDeleter)
+			if isR != innerR || isB != innerB || isV != innerV || isT != innerT {
+				t.Fatalf("wrapper: replacer=%v batch=%v validator=%v readdelete=%v; want %s", isR, isB, isV, isT, name)
 			}
 			ctx := t.Context()
 			want := counting.Counts{}
@@ -162,6 +247,18 @@ func TestWrapKeepsCapabilities(t *testing.T) {
 				want.BatchDeletes++
 				check("DeleteBatch")
 			}
+			if isT {
+				if err := d.Write(ctx, "x", strings.NewReader("taken"), &driver.WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				want.Writes++
+				if data, _, err := rd.ReadDelete(ctx, "x", 2); err != nil || string(data) != "ta" || s.data != "" {
+					t.Fatalf("ReadDelete = %q, %v; stored %q", data, err, s.data)
+				}
+				want.Deletes++
+				want.BytesRead += 2
+				check("ReadDelete")
+			}
 			if err := d.Delete(ctx, "x"); err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +269,7 @@ func TestWrapKeepsCapabilities(t *testing.T) {
 			}
 			want.Reads++
 			check("a missed Read")
-			if got, w := ctr.Requests(), want.Requests(); got != w || w != 5+int64(btoi(isR)+btoi(isB)) {
+			if got, w := ctr.Requests(), want.Requests(); got != w || w != 5+int64(btoi(isR)+btoi(isB)+2*btoi(isT)) {
 				t.Errorf("Requests = %d, want %d", got, w)
 			}
 			if err := d.Close(); err != nil || !s.closed {

@@ -307,6 +307,25 @@ func (s *scene) replaceOps(key, file string) []op {
 			}
 			return isFile("Add")
 		}},
+		{"driver ReadDelete leaves what is planted", func(ctx context.Context) string {
+			// Read refuses it, so it is no object to ReadDelete either.
+			if data, _, err := d.ReadDelete(ctx, name, 72); !errors.Is(err, driver.ErrNotFound) {
+				return fmt.Sprintf("ReadDelete = %q, %v; want ErrNotFound", data, err)
+			}
+			if fi, err := os.Lstat(file); err != nil || fi.Mode().IsRegular() {
+				return fmt.Sprintf("after ReadDelete the object's path holds %v (%v), want what was planted", fi.Mode(), err)
+			}
+			return ""
+		}},
+		{"cache Delete leaves what is planted", func(ctx context.Context) string {
+			if ok, err := c.Delete(ctx, key); ok || err != nil {
+				return fmt.Sprintf("Delete = %v, %v; want false, nil", ok, err)
+			}
+			if fi, err := os.Lstat(file); err != nil || fi.Mode().IsRegular() {
+				return fmt.Sprintf("after Delete the object's path holds %v (%v), want what was planted", fi.Mode(), err)
+			}
+			return ""
+		}},
 		{"driver Delete removes what is planted", func(ctx context.Context) string {
 			if err := d.Delete(ctx, name); err != nil {
 				return fmt.Sprintf("Delete: %v", err)
@@ -360,6 +379,12 @@ func (s *scene) dirAttack(attack, key string) {
 		{"cache Cull", func(ctx context.Context) string { _, err := c.Cull(ctx); return noErr("Cull", err) }},
 		{"cache Clear", func(ctx context.Context) string { return noErr("Clear", c.Clear(ctx)) }},
 		{"driver Delete", func(ctx context.Context) string { return noErr("Delete", d.Delete(ctx, name)) }},
+		{"driver ReadDelete", func(ctx context.Context) string {
+			if data, _, err := d.ReadDelete(ctx, name, 72); !errors.Is(err, driver.ErrNotFound) {
+				return fmt.Sprintf("ReadDelete = %q, %v; want ErrNotFound", data, err)
+			}
+			return ""
+		}},
 		{"driver DeleteBatch", func(ctx context.Context) string {
 			return noErr("DeleteBatch", d.DeleteBatch(ctx, []string{name}))
 		}},

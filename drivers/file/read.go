@@ -124,3 +124,66 @@ func readObject(ctx context.Context, r io.ReaderAt, claimed, backed, offset, len
 	}
 	return buf, nil
 }
+
+// ReadDelete implements [driver.ReadDeleter]. Under the object's lock,
+// which every change of an object takes, also in other processes, it opens
+// and reads the object file and then removes it, so the bytes returned are
+// those of the file removed; the directories its removal leaves empty go
+// too, as with [Driver.Delete]. What Read refuses (a symbolic link, a
+// special file or a directory at the object's path, or on the way to it) is
+// no object: ErrNotFound, and it stays.
+func (d *Driver) ReadDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
+	data, attrs, err := d.readDelete(ctx, name, length)
+	if err != nil {
+		return nil, driver.Attributes{}, fmt.Errorf("file: read and delete %q: %w", name, err)
+	}
+	return data, attrs, nil
+}
+
+func (d *Driver) readDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
+	var attrs driver.Attributes
+	if err := d.check(ctx); err != nil {
+		return nil, attrs, err
+	}
+	dirs, base := splitObject(name)
+	c, err := d.openChain(dirs, false)
+	if err != nil {
+		return nil, attrs, absentErr(err)
+	}
+	defer c.close()
+	data, st, err := d.readUnlink(ctx, c.last(), name, base, length)
+	if err != nil {
+		return nil, attrs, err
+	}
+	c.prune()
+	return data, driver.Attributes{Name: name, Size: st.size, ModTime: st.mtime, ETag: etagOf(st)}, nil
+}
+
+// readUnlink reads length bytes of the object file base of name in p, its
+// directory, and removes it, under the object's lock.
+func (d *Driver) readUnlink(ctx context.Context, p *dir, name, base string, length int64) ([]byte, fileStat, error) {
+	unlock, err := d.lock(ctx, name)
+	if err != nil {
+		return nil, fileStat{}, err
+	}
+	defer unlock()
+	f, st, err := p.openRead(base)
+	if err != nil {
+		return nil, st, absentErr(err)
+	}
+	data, err := readObject(ctx, f, st.size, st.backed, 0, length)
+	f.Close() // before the removal, which some systems refuse for an open file
+	if err != nil {
+		return nil, st, err
+	}
+	err = p.unlink(base)
+	if isMissing(err) {
+		// Gone already is what was asked for: something that takes no
+		// lock removed the file after it was read.
+		err = nil
+	}
+	if err != nil {
+		return nil, st, err
+	}
+	return data, st, nil
+}

@@ -376,6 +376,33 @@ func (d *Driver) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// ReadDelete implements [driver.ReadDeleter]: the object is read and
+// removed in one step under the name's lock.
+func (d *Driver) ReadDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
+	if err := d.begin(ctx, "read and delete", name); err != nil {
+		return nil, driver.Attributes{}, err
+	}
+	s := d.s
+	sh := &s.shards[shardIndex(name)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[name]
+	var o *object
+	if e != nil {
+		o = e.obj.Load()
+	}
+	if o == nil {
+		return nil, driver.Attributes{}, &opError{"read and delete", name, driver.ErrNotFound}
+	}
+	buf := make([]byte, min(int64(len(o.data)), max(length, 0)))
+	copy(buf, o.data)
+	s.treeMu.Lock()
+	s.tree.Delete(e)
+	s.treeMu.Unlock()
+	delete(sh.m, name)
+	return buf, driver.Attributes{Name: name, Size: int64(len(o.data)), ModTime: o.modTime, ETag: o.etag}, nil
+}
+
 // DeleteBatch implements [driver.BatchDeleter]: every name is deleted in one
 // step, under the locks of all the names' shards and the B-tree's lock. An
 // invalid name fails the batch before anything is deleted.
