@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/blobcache/blobcache/cache"
+	_ "github.com/blobcache/blobcache/drivers/file" // the disk tier's driver (impl=disk)
 )
 
 // The LocalTier benchmarks' sizes: a keyspace ten times what the tier holds.
@@ -16,13 +17,16 @@ const (
 	zipfS         = 1.1         // Zipf's exponent: key i is read about 1/(i+1)^1.1 as often as key 0
 	zipfTierBytes = 500 * 1200  // about 500 of the 1 KiB values, with names and overhead
 	localStale    = time.Second // the tier's staleness bound
+	diskStale     = time.Minute // the staleness bound of impl=disk
 )
 
 // benchLocalTier reads zipfKeys keys of 1 KiB with a Zipf distribution,
-// impl=cache without a local tier and impl=tier with one of about a tenth
-// of the keyspace (WithLocalTier(zipfTierBytes, 1s)), reporting req/op and
-// the tier's hit ratio (local-hits/op). The keys are filled once; each impl
-// reads them through its own cache over its own driver.
+// impl=cache without a local tier, impl=tier with one of about a tenth of
+// the keyspace (WithLocalTier(zipfTierBytes, 1s)), and impl=disk with the
+// same tier and a disk tier behind it that holds the whole keyspace
+// (WithDiskTier(a temporary directory, 64 MiB)), reporting req/op and the
+// tiers' hit ratios (local-hits/op, disk-hits/op). The keys are filled
+// once; each impl reads them through its own cache over its own driver.
 func benchLocalTier(b *testing.B, maker HarnessMaker) {
 	e := newGroup(b, maker, cache.WithMaxEntries(0))
 	keys := make([]string, zipfKeys)
@@ -35,14 +39,23 @@ func benchLocalTier(b *testing.B, maker HarnessMaker) {
 	}); err != nil {
 		b.Fatalf("filling the store: %v", err)
 	}
-	for _, impl := range []string{ImplCache, "tier"} {
+	for _, impl := range []string{ImplCache, "tier", "disk"} {
 		e.leaf(b, impl, func(b *testing.B) {
 			var opts []cache.Option
-			if impl == "tier" {
+			switch impl {
+			case "tier":
 				opts = append(opts, cache.WithLocalTier(zipfTierBytes, localStale))
+			case "disk":
+				opts = append(opts, cache.WithLocalTier(zipfTierBytes, diskStale), cache.WithDiskTier(b.TempDir(), 64<<20))
 			}
 			var c *cache.Cache
-			e.pause(b, func() { c = e.newCache(b, append(opts, cache.WithMaxEntries(0))...) })
+			e.pause(b, func() {
+				c = e.newCache(b, append(opts, cache.WithMaxEntries(0))...)
+				if impl == "disk" {
+					fillDiskTier(b, c, keys)
+				}
+			})
+			s0 := c.Stats()
 			zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), zipfS, 1, zipfKeys-1)
 			for b.Loop() {
 				if _, err := c.Get(e.ctx, keys[zipf.Uint64()]); err != nil {
@@ -50,8 +63,35 @@ func benchLocalTier(b *testing.B, maker HarnessMaker) {
 				}
 			}
 			s := c.Stats()
-			b.ReportMetric(float64(s.LocalHits)/float64(b.N), "local-hits/op")
+			b.ReportMetric(float64(s.LocalHits-s0.LocalHits)/float64(b.N), "local-hits/op")
+			if impl == "disk" {
+				b.ReportMetric(float64(s.DiskHits-s0.DiskHits)/float64(b.N), "disk-hits/op")
+			}
 		})
+	}
+}
+
+// fillDiskTier reads every key through c until c's disk tier holds a
+// copy of nearly each (copies are written in the background, and given up
+// while its queue is full, so a pass over the keys is repeated until the
+// disk has caught up), or ten passes.
+func fillDiskTier(b *testing.B, c *cache.Cache, keys []string) {
+	ctx := context.Background()
+	for range 10 {
+		for _, k := range keys {
+			if _, err := c.Get(ctx, k); err != nil {
+				b.Fatalf("Get: %v", err)
+			}
+		}
+		// Wait for the queue to drain: the bytes stop growing.
+		last := int64(-1)
+		for n := c.Stats().DiskBytes; n != last; n = c.Stats().DiskBytes {
+			last = n
+			time.Sleep(100 * time.Millisecond)
+		}
+		if last >= int64(len(keys))*95/100*4096 {
+			return
+		}
 	}
 }
 

@@ -178,6 +178,12 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 			return nil, fmt.Errorf("%w: local_tier: %w", ErrInvalidOption, err)
 		}
 	}
+	if s.diskDir != "" {
+		if err := c.openDiskTier(s, prefix); err != nil {
+			c.local.close()
+			return nil, err
+		}
+	}
 	c.closing, c.stopClosing = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -219,8 +225,11 @@ func (c *Cache) Close() error {
 	}
 	c.stopClosing()
 	c.WaitCulls(context.Background()) // the background cull stops at its next request
-	c.local.close()
-	return c.d.Close()
+	lerr := c.local.close()
+	if err := c.d.Close(); err != nil {
+		return err
+	}
+	return lerr
 }
 
 // Driver returns the driver the cache stores through.

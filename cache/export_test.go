@@ -69,3 +69,11 @@ func HeaderStale(c *Cache, data []byte) bool {
 	}
 	return err == nil && h.stale(c.now())
 }
+
+// FlushDiskTier waits until the disk tier's queued writes and deletions
+// are done (none without a disk tier).
+func FlushDiskTier(c *Cache) {
+	if d := c.local.diskTier(); d != nil {
+		d.flush()
+	}
+}

@@ -45,6 +45,8 @@ type localTier struct {
 	gens      [localStripes]atomic.Uint64
 
 	hits, misses, evictions atomic.Int64
+
+	disk *diskTier // the disk tier behind this one (WithDiskTier), or nil
 }
 
 // localStripes is how many generation counters the names share.
@@ -124,21 +126,37 @@ func (t *localTier) put(name string, gen uint64, value []byte, expiry int64, now
 	if t == nil || int64(len(value))+int64(len(name))+localOverhead > t.maxBytes/2 {
 		return // a value that would take half the tier is not kept
 	}
+	t.putUntil(name, gen, value, untilOf(now, t.staleness, expiry))
+}
+
+// putUntil keeps a copy of value to serve until until (Unix nanoseconds),
+// unless name's stripe changed since gen.
+func (t *localTier) putUntil(name string, gen uint64, value []byte, until int64) {
+	if int64(len(value))+int64(len(name))+localOverhead > t.maxBytes/2 {
+		return
+	}
 	s := t.stripe(name)
 	if s.Load() != gen {
 		return
-	}
-	until := int64(math.MaxInt64) // a staleness bound past 2262 saturates
-	if n := now.UnixNano(); int64(t.staleness) < math.MaxInt64-n {
-		until = n + int64(t.staleness)
-	}
-	if expiry != 0 && expiry < until {
-		until = expiry
 	}
 	t.mem.Set(name, localValue{value: append([]byte(nil), value...), until: until, gen: gen})
 	if s.Load() != gen {
 		t.mem.Invalidate(name) // dropped while it was stored
 	}
+}
+
+// untilOf is when a copy read at now of an entry with expiry (Unix
+// nanoseconds, 0 never) stops being served: the earlier of the expiry and
+// the staleness bound after now.
+func untilOf(now time.Time, staleness time.Duration, expiry int64) int64 {
+	until := int64(math.MaxInt64) // a staleness bound past 2262 saturates
+	if n := now.UnixNano(); int64(staleness) < math.MaxInt64-n {
+		until = n + int64(staleness)
+	}
+	if expiry != 0 && expiry < until {
+		until = expiry
+	}
+	return until
 }
 
 // drop removes name's copy and keeps reads that started before from
@@ -149,6 +167,9 @@ func (t *localTier) drop(name string) {
 	}
 	t.stripe(name).Add(1)
 	t.mem.Invalidate(name)
+	if t.disk != nil {
+		t.disk.drop(name)
+	}
 }
 
 // dropAll removes every copy.
@@ -160,15 +181,23 @@ func (t *localTier) dropAll() {
 		t.gens[i].Add(1)
 	}
 	t.mem.InvalidateAll()
+	if t.disk != nil {
+		t.disk.dropAll()
+	}
 }
 
-// close stops the tier's goroutines and frees its memory.
-func (t *localTier) close() {
+// close stops the tier's goroutines and frees its memory, and closes the
+// disk tier, deleting its copies.
+func (t *localTier) close() error {
 	if t == nil {
-		return
+		return nil
 	}
 	t.dropAll()
 	t.mem.StopAllGoroutines()
+	if t.disk != nil {
+		return t.disk.close()
+	}
+	return nil
 }
 
 // bytes is the weight the tier holds now.
@@ -177,6 +206,14 @@ func (t *localTier) bytes() int64 {
 		return 0
 	}
 	return int64(t.mem.WeightedSize())
+}
+
+// diskTier is the disk tier behind t, or nil.
+func (t *localTier) diskTier() *diskTier {
+	if t == nil {
+		return nil
+	}
+	return t.disk
 }
 
 func (t *localTier) hitCount() int64 {
@@ -202,8 +239,8 @@ func (t *localTier) evictionCount() int64 {
 
 // readValue is read for the calls that return a value (Get, GetMany,
 // GetOrSet, GetStale): served by the local tier when it holds the value (the
-// header and attributes are then zero), and kept there when read from the
-// store.
+// header and attributes are then zero), then by the disk tier behind it, and
+// kept in both when read from the store.
 func (c *Cache) readValue(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
 	if c.local == nil {
 		return c.read(ctx, name)
@@ -218,9 +255,39 @@ func (c *Cache) readValue(ctx context.Context, name string) (header, []byte, dri
 		c.tel.localMisses.Add(ctx, 1, c.tel.locOpts...)
 	}
 	gen := c.local.generation(name)
-	h, v, attrs, err := c.read(ctx, name)
+	if disk := c.local.disk; disk != nil {
+		if v, ok := c.readDisk(ctx, disk, name, gen); ok {
+			return header{}, v, driver.Attributes{}, nil
+		}
+	}
+	h, v, raw, attrs, err := c.readRaw(ctx, name)
 	if err == nil {
-		c.local.put(name, gen, v, h.expiry, c.now())
+		now := c.now()
+		c.local.put(name, gen, v, h.expiry, now)
+		if c.local.disk != nil {
+			c.local.disk.put(name, c.local.stripe(name), gen, raw, h.expiry, now)
+		}
 	}
 	return h, v, attrs, err
+}
+
+// readDisk serves name from the disk tier if it holds a live copy read
+// since generation gen, and keeps it in the memory tier for as long as the
+// disk copy may be served.
+func (c *Cache) readDisk(ctx context.Context, disk *diskTier, name string, gen uint64) ([]byte, bool) {
+	now := c.now()
+	raw, until, ok := disk.get(ctx, name, gen, now)
+	if !ok {
+		c.count(ctx, &disk.misses, telDiskMisses)
+		return nil, false
+	}
+	h, v, err := decodeEntry(raw, name, c.keys, c.maxValueSize)
+	if err != nil || h.stale(now) || h.expired(now) {
+		disk.reject(name)
+		c.count(ctx, &disk.misses, telDiskMisses)
+		return nil, false
+	}
+	c.count(ctx, &disk.hits, telDiskHits)
+	c.local.putUntil(name, gen, v, until)
+	return v, true
 }

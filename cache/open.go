@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +37,8 @@ import (
 // cull_shards (0 to 8),
 // timeout (seconds, a Go duration, or "none" for no expiry), key_prefix,
 // version, is_gzipped, max_value_size, fill_timeout, fill_lease,
-// stale_grace, local_tier, local_staleness, signing_key. The
+// stale_grace, local_tier, local_staleness, local_disk, local_disk_size,
+// signing_key. The
 // remaining parameters go to the driver (for s3: endpoint, region,
 // use_path_style, access_key, secret_key, create_bucket, default_acl,
 // bucket_acl, storage_class, reduced_redundancy, sse, ...: the README lists
@@ -290,6 +292,19 @@ var cacheOptions = map[string]func(string) (Option, error){
 			return nil, optionError("local_tier", "%s: want a positive size such as 64MiB", quoteValue(v))
 		}
 		return func(s *settings) error { s.localBytes = n; return nil }, nil
+	},
+	"local_disk": func(v string) (Option, error) {
+		if v == "" || !filepath.IsAbs(v) {
+			return nil, optionError("local_disk", "%s: want an absolute directory such as /var/cache/blobcache", quoteValue(v))
+		}
+		return func(s *settings) error { s.diskDir = filepath.Clean(v); return nil }, nil
+	},
+	"local_disk_size": func(v string) (Option, error) {
+		n, err := parseSize(v)
+		if err != nil || n <= 0 {
+			return nil, optionError("local_disk_size", "%s: want a positive size such as 10GiB", quoteValue(v))
+		}
+		return func(s *settings) error { s.diskBytes = n; return nil }, nil
 	},
 	"local_staleness": func(v string) (Option, error) {
 		d, err := time.ParseDuration(v)

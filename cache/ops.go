@@ -22,15 +22,21 @@ var errStale = fmt.Errorf("%w (expired, within its grace period)", ErrMiss)
 // are deleted. An entry within its grace period is errStale, returned with
 // its header, value and attributes.
 func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.Attributes, error) {
+	h, v, _, attrs, err := c.readRaw(ctx, name)
+	return h, v, attrs, err
+}
+
+// readRaw is read, also returning the entry's bytes as stored.
+func (c *Cache) readRaw(ctx context.Context, name string) (header, []byte, []byte, driver.Attributes, error) {
 	// Never more than the largest entry could be: a store may hold, at an
 	// entry's name, an object of any size.
 	limit := readLimit(c.maxValueSize)
 	data, attrs, err := c.storeRead(ctx, name, 0, limit+1)
 	if err != nil {
 		if errors.Is(err, driver.ErrNotFound) {
-			return header{}, nil, attrs, ErrMiss
+			return header{}, nil, nil, attrs, ErrMiss
 		}
-		return header{}, nil, attrs, err
+		return header{}, nil, nil, attrs, err
 	}
 	var h header
 	var v []byte
@@ -41,16 +47,16 @@ func (c *Cache) read(ctx context.Context, name string) (header, []byte, driver.A
 	}
 	now := c.now()
 	if err == nil && h.stale(now) {
-		return h, v, attrs, errStale
+		return h, v, nil, attrs, errStale
 	}
 	if err != nil || h.expired(now) {
 		if derr := c.drop(ctx, name); derr != nil {
-			return h, nil, attrs, &DeadEntryError{Name: name, Err: derr}
+			return h, nil, nil, attrs, &DeadEntryError{Name: name, Err: derr}
 		}
 		c.droppedDead(ctx, name, err)
-		return h, nil, attrs, ErrMiss
+		return h, nil, nil, attrs, ErrMiss
 	}
-	return h, v, attrs, nil
+	return h, v, data, attrs, nil
 }
 
 // readHeader fetches only the header of name's entry where the store allows a

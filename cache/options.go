@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -65,6 +66,8 @@ type settings struct {
 	staleGrace    time.Duration
 	localBytes    int64
 	localStale    time.Duration
+	diskDir       string
+	diskBytes     int64
 	now           func() time.Time
 	description   string
 
@@ -103,6 +106,14 @@ func applySettings(opts []Option) (settings, string, error) {
 		return settings{}, "", optionError("local_staleness", "%v without local_tier: set the tier's size too", s.localStale)
 	case s.localBytes > 0 && s.localStale == 0:
 		s.localStale = DefaultLocalStaleness
+	}
+	switch {
+	case s.diskDir != "" && s.localBytes == 0:
+		return settings{}, "", optionError("local_disk", "%q without local_tier: a disk tier sits behind the memory tier, so set its size too", s.diskDir)
+	case s.diskDir != "" && s.diskBytes == 0:
+		return settings{}, "", optionError("local_disk_size", "missing: local_disk %q needs a size such as 10GiB", s.diskDir)
+	case s.diskDir == "" && s.diskBytes != 0:
+		return settings{}, "", optionError("local_disk_size", "%d bytes without local_disk: set the tier's directory too", s.diskBytes)
 	}
 	prefix, err := cleanLocation(s.location)
 	return s, prefix, err
@@ -304,6 +315,39 @@ func WithLocalTier(maxBytes int64, staleness time.Duration) Option {
 			return optionError("local_staleness", "%v: want a positive duration", staleness)
 		}
 		s.localBytes, s.localStale = maxBytes, staleness
+		return nil
+	}
+}
+
+// WithDiskTier puts a tier on local disk between the memory tier
+// (WithLocalTier, which it requires) and the store, for caches bigger than
+// memory: a value read from the store is also copied, in the background,
+// to a file in the directory dir, through the file driver (which must be
+// registered: import github.com/blobcache/blobcache/drivers/file, or the
+// blobcache package); a read the memory tier misses looks there before it
+// asks the store, and keeps what it finds in memory too. The copies take at
+// most about maxBytes on disk (each file rounded up to 4 KiB), evicting by
+// otter's W-TinyLFU policy, and follow the memory tier's rules exactly:
+// never served past the entry's expiry nor past the staleness bound after
+// the store read they came from, and dropped by every write, replace and
+// delete this Cache makes of the entry and by Clear. A copy holds the
+// entry's bytes as stored, and a disk hit decodes them as a store read
+// does (bounds, gzip, signatures): a file planted in dir is a miss at
+// worst. The Cache opens the directory at New and, at Close, deletes its
+// copies and closes it; what an earlier process left there under the
+// cache's location is deleted in the background at New (so give each Cache
+// its own directory). Stats counts DiskHits, DiskMisses, DiskEvictions,
+// DiskBytes and DiskErrors. dir must be an absolute path, maxBytes
+// positive.
+func WithDiskTier(dir string, maxBytes int64) Option {
+	return func(s *settings) error {
+		if dir == "" || !filepath.IsAbs(dir) {
+			return optionError("local_disk", "%q: want an absolute directory", dir)
+		}
+		if maxBytes <= 0 {
+			return optionError("local_disk_size", "%d bytes: want a positive size", maxBytes)
+		}
+		s.diskDir, s.diskBytes = filepath.Clean(dir), maxBytes
 		return nil
 	}
 }

@@ -56,6 +56,14 @@ type Stats struct {
 	// writes or expired); LocalBytes is what it holds now, by its weigher
 	// (names, values and a fixed overhead per copy).
 	LocalHits, LocalMisses, LocalEvictions, LocalBytes int64
+	// DiskHits and DiskMisses count the reads the local tier missed that
+	// the disk tier (WithDiskTier) served or did not; a disk hit is also a
+	// hit and makes no store request. DiskEvictions counts the copies it
+	// evicted to stay within its bytes; DiskBytes is what its copies take
+	// on disk now, by its weigher (each file rounded up to 4 KiB);
+	// DiskErrors counts failed reads, writes and deletions of its own files
+	// (each a miss or a copy not made, never a failed call).
+	DiskHits, DiskMisses, DiskEvictions, DiskBytes, DiskErrors int64
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests (including a driver.ReadDeleter's
 	// ReadDelete, whose bytes count in BytesRead), BatchDeletes, Lists
@@ -78,7 +86,7 @@ type stats struct {
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
 	s := &c.stats
-	return Stats{
+	st := Stats{
 		Hits: s.hits.Load(), Misses: s.misses.Load(),
 		Sets: s.sets.Load(), Adds: s.adds.Load(), Added: s.added.Load(), Deletes: s.deletes.Load(),
 		Touches: s.touches.Load(), Incrs: s.incrs.Load(), Errors: s.errors.Load(),
@@ -90,6 +98,11 @@ func (c *Cache) Stats() Stats {
 		Fills: s.fills.Load(), FillWaits: s.fillWaits.Load(), Stale: s.stale.Load(), Refreshes: s.refreshes.Load(),
 		LocalHits: c.local.hitCount(), LocalMisses: c.local.missCount(), LocalEvictions: c.local.evictionCount(), LocalBytes: c.local.bytes(),
 	}
+	if d := c.local.diskTier(); d != nil {
+		st.DiskHits, st.DiskMisses, st.DiskEvictions = d.hits.Load(), d.misses.Load(), d.evictions.Load()
+		st.DiskBytes, st.DiskErrors = d.bytes(), d.failures.Load()
+	}
+	return st
 }
 
 // WithLogger makes the cache log culls, clears, dropped corrupt entries and
@@ -108,7 +121,8 @@ func WithLogger(l *slog.Logger) Option {
 // blobcache.bytes_written, blobcache.fills, blobcache.fill_waits,
 // blobcache.stale, blobcache.refreshes, blobcache.local.hits,
 // blobcache.local.misses and blobcache.local.evictions (with
-// WithLocalTier), and the blobcache.operation.duration histogram (by op). Without it (or with a nil or no-op mp) the cache records no metrics
+// WithLocalTier), blobcache.disk.hits, blobcache.disk.misses and
+// blobcache.disk.evictions (with WithDiskTier), and the blobcache.operation.duration histogram (by op). Without it (or with a nil or no-op mp) the cache records no metrics
 // and spends nothing on them.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(s *settings) error {
@@ -167,6 +181,7 @@ type telemetry struct {
 	bytesRead, bytesWritten, operations metric.Int64Counter
 	localHits, localMisses              metric.Int64Counter
 	localEvictions, fills, fillWaits    metric.Int64Counter
+	diskHits, diskMisses, diskEvictions metric.Int64Counter
 	stale, refreshes                    metric.Int64Counter
 	duration                            metric.Float64Histogram
 	spanNames                           [numOps]string
@@ -213,6 +228,9 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location str
 	t.localHits = counter("blobcache.local.hits", "Reads of a value served by the local tier (WithLocalTier).", "{lookup}")
 	t.localMisses = counter("blobcache.local.misses", "Reads of a value the local tier did not hold (WithLocalTier), which went to the store.", "{lookup}")
 	t.localEvictions = counter("blobcache.local.evictions", "Copies the local tier evicted to stay within its bytes.", "{entry}")
+	t.diskHits = counter("blobcache.disk.hits", "Reads the local tier missed that the disk tier served (WithDiskTier).", "{lookup}")
+	t.diskMisses = counter("blobcache.disk.misses", "Reads the local tier missed that the disk tier did not serve (WithDiskTier), which went to the store.", "{lookup}")
+	t.diskEvictions = counter("blobcache.disk.evictions", "Copies the disk tier evicted to stay within its bytes.", "{entry}")
 	t.fills = counter("blobcache.fills", "GetOrSet fill calls run, refreshes of stale entries included.", "{call}")
 	t.fillWaits = counter("blobcache.fill_waits", "Polls of a key whose fill lease another process held (WithFillLease).", "{poll}")
 	t.stale = counter("blobcache.stale", "Stale values served (WithStaleGrace).", "{lookup}")
@@ -419,11 +437,13 @@ func (c *Cache) count(ctx context.Context, s *atomic.Int64, m func(*telemetry) m
 	}
 }
 
-func telFills(t *telemetry) metric.Int64Counter     { return t.fills }
-func telFillWaits(t *telemetry) metric.Int64Counter { return t.fillWaits }
-func telStale(t *telemetry) metric.Int64Counter     { return t.stale }
-func telRefreshes(t *telemetry) metric.Int64Counter { return t.refreshes }
-func telEvictions(t *telemetry) metric.Int64Counter { return t.localEvictions }
+func telFills(t *telemetry) metric.Int64Counter      { return t.fills }
+func telFillWaits(t *telemetry) metric.Int64Counter  { return t.fillWaits }
+func telStale(t *telemetry) metric.Int64Counter      { return t.stale }
+func telRefreshes(t *telemetry) metric.Int64Counter  { return t.refreshes }
+func telEvictions(t *telemetry) metric.Int64Counter  { return t.localEvictions }
+func telDiskHits(t *telemetry) metric.Int64Counter   { return t.diskHits }
+func telDiskMisses(t *telemetry) metric.Int64Counter { return t.diskMisses }
 
 // culled records a cull.
 func (c *Cache) culled(ctx context.Context, listed, removed int) {

@@ -34,3 +34,10 @@ func TestConformance(t *testing.T) {
 func TestConformanceLocalTier(t *testing.T) {
 	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
 }
+
+// TestConformanceDiskTier runs the cache section with a disk tier (in one
+// directory for every cache of the run) behind a memory tier too small to
+// keep any value, so that every read the tiers serve comes from the disk.
+func TestConformanceDiskTier(t *testing.T) {
+	conformance.RunCacheWith(t, makeHarness, "CacheDiskTier", cache.WithLocalTier(2, time.Hour), cache.WithDiskTier(t.TempDir(), 64<<20))
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/blobcache/blobcache/cache"
 	"github.com/blobcache/blobcache/conformance"
 	"github.com/blobcache/blobcache/driver"
+	_ "github.com/blobcache/blobcache/drivers/file" // the disk tier's driver
 	"github.com/blobcache/blobcache/drivers/mem"
 )
 
@@ -30,4 +31,11 @@ func TestConformance(t *testing.T) {
 // front of the store.
 func TestConformanceLocalTier(t *testing.T) {
 	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
+}
+
+// TestConformanceDiskTier runs the cache section with a disk tier (in one
+// directory for every cache of the run) behind a memory tier too small to
+// keep any value, so that every read the tiers serve comes from the disk.
+func TestConformanceDiskTier(t *testing.T) {
+	conformance.RunCacheWith(t, makeHarness, "CacheDiskTier", cache.WithLocalTier(2, time.Hour), cache.WithDiskTier(t.TempDir(), 64<<20))
 }
