@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +43,9 @@ import (
 // bound, delete the files. Writes of copies and those deletions run on one
 // background goroutine, so a Get never waits for the disk to write (a copy
 // whose queue is full is not made). That goroutine starts with a sweep:
-// what an earlier process left under the cache's location is deleted
-// before any copy is written, since no index holds it.
+// the copies an earlier process left under the cache's location (files of
+// an entry's name that start with diskMagic; nothing else) are deleted
+// before any copy is written, since no index holds them.
 type diskTier struct {
 	d         driver.Driver
 	index     *otter.Cache[string, diskCopy]
@@ -161,7 +163,9 @@ func (t *diskTier) sweep(prefix string) {
 		}
 		names := make([]string, 0, len(page.Objects))
 		for _, o := range page.Objects {
-			names = append(names, o.Name)
+			if t.isLeftover(ctx, o.Name, prefix) {
+				names = append(names, o.Name)
+			}
 		}
 		t.deleteFiles(names)
 		if page.NextPageToken == "" {
@@ -169,6 +173,19 @@ func (t *diskTier) sweep(prefix string) {
 		}
 		opts.PageToken = page.NextPageToken
 	}
+}
+
+// isLeftover reports whether name, listed under prefix, is a copy this
+// tier would have written: an entry's name (the location, then 40 hex
+// digits) whose file starts with diskMagic. Anything else in the directory
+// is not the tier's to delete, whoever put it there.
+func (t *diskTier) isLeftover(ctx context.Context, name, prefix string) bool {
+	rest := strings.TrimPrefix(name, prefix)
+	if len(rest) != 40 || strings.Trim(rest, "0123456789abcdef") != "" {
+		return false
+	}
+	head, _, err := t.d.Read(ctx, name, 0, int64(len(diskMagic)))
+	return err == nil && string(head) == diskMagic
 }
 
 // write writes a copy and indexes it.

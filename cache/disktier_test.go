@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,9 +249,11 @@ func TestDiskTierBound(t *testing.T) {
 	}
 }
 
-// TestDiskTierLeftovers: what an earlier process left in the directory
-// under the location is never served and is deleted at New; what is
-// outside the location stays; Close deletes the Cache's own copies.
+// TestDiskTierLeftovers: the copies an earlier process left in the
+// directory under the location are never served and are deleted at New;
+// files that are not copies (another name, or an entry's name holding
+// something else) and what is outside the location stay; Close deletes
+// the Cache's own copies and nothing else.
 func TestDiskTierLeftovers(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -260,22 +263,35 @@ func TestDiskTierLeftovers(t *testing.T) {
 	c0, err := cache.New(store, cache.WithLocation("app"))
 	must(t, err)
 	must(t, c0.Set(ctx, "k", diskValue, time.Hour))
-	for _, name := range []string{c0.ObjectName("k"), "app/leftover", "other/keep"} {
-		must(t, fd.Write(ctx, name, strings.NewReader("BCT1 left by an earlier process"), &driver.WriteOptions{}))
+	left, notCopy := c0.ObjectName("k"), c0.ObjectName("not a copy")
+	planted := map[string]string{
+		left:               "BCT1 left by an earlier process",
+		c0.ObjectName("j"): "BCT1 another one",
+		notCopy:            "an entry's name, but not a copy",
+		"app/readme":       "BCT1 not an entry's name",
+		"other/keep":       "BCT1 outside the location",
+	}
+	for name, data := range planted {
+		must(t, fd.Write(ctx, name, strings.NewReader(data), &driver.WriteOptions{}))
 	}
 	c, err := cache.New(store, cache.WithLocation("app"), cache.WithLocalTier(tinyMemory, time.Hour), cache.WithDiskTier(dir, 1<<20))
 	must(t, err)
 	if v, err := c.Get(ctx, "k"); err != nil || string(v) != string(diskValue) {
 		t.Fatalf("Get = %d bytes, %v; want the store's value, not the leftover", len(v), err)
 	}
-	flushed(t, c, 1) // after the sweep
-	if got := names(t, fd, ""); len(got) != 2 || got[0] != c.ObjectName("k") || got[1] != "other/keep" {
-		t.Errorf("after the sweep the directory holds %q, want the new copy of k and other/keep", got)
+	flushed(t, c, 1) // the sweep, then the new copy of k
+	want := []string{"app/readme", left, notCopy, "other/keep"}
+	slices.Sort(want)
+	if got := names(t, fd, ""); !slices.Equal(got, want) {
+		t.Errorf("after the sweep the directory holds %q, want %q (the new copy of k, and what is not a copy)", got, want)
+	}
+	if b, _, err := fd.Read(ctx, left, 0, -1); err != nil || string(b) == planted[left] {
+		t.Errorf("k's file after the sweep and a Get = %q, %v; want the tier's new copy", b, err)
 	}
 	must(t, c.Close())
-	got := names(t, fd, "")
-	if len(got) != 1 || got[0] != "other/keep" {
-		t.Errorf("after Close the directory holds %q, want only other/keep", got)
+	want = slices.DeleteFunc(want, func(n string) bool { return n == left })
+	if got := names(t, fd, ""); !slices.Equal(got, want) {
+		t.Errorf("after Close the directory holds %q, want %q", got, want)
 	}
 }
 
