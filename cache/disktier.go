@@ -300,6 +300,11 @@ func (t *diskTier) get(ctx context.Context, name string, gen uint64, now time.Ti
 			err = errDiskCopy
 		}
 	}
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up: the copy is not known to be bad, and no
+		// error of the tier's own.
+		return nil, 0, false
+	}
 	if err != nil {
 		t.index.Invalidate(name)
 		if !errors.Is(err, driver.ErrNotFound) {

@@ -1,6 +1,7 @@
 package cache_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -124,6 +125,32 @@ func TestDiskTierServes(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, "c1"); !errors.Is(err, cache.ErrMiss) {
 		t.Errorf("Get after Clear = %v, want a miss", err)
+	}
+}
+
+// TestDiskTierCanceledRead: a read of a copy that fails because the
+// caller's context ended is a miss that keeps the copy and counts no
+// error of the tier's; the next read is served from it.
+func TestDiskTierCanceledRead(t *testing.T) {
+	ctx := t.Context()
+	c, dir := diskCache(t, time.Hour, 1<<20)
+	must(t, c.Set(ctx, "k", diskValue, time.Hour))
+	c.Get(ctx, "k")
+	flushed(t, c, 1)
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if cache.ReadDiskTier(canceled, c, "k") {
+		t.Fatal("a read with a canceled context was served")
+	}
+	cache.FlushDiskTier(c)
+	if s := c.Stats(); s.DiskErrors != 0 || s.DiskBytes != 4096 {
+		t.Errorf("after a canceled read: %d disk errors, %d bytes held; want 0 and 4096", s.DiskErrors, s.DiskBytes)
+	}
+	if got := len(copyFiles(t, dir)); got != 1 {
+		t.Errorf("%d copy files after a canceled read, want 1", got)
+	}
+	if !cache.ReadDiskTier(ctx, c, "k") {
+		t.Error("the copy was not served after a canceled read")
 	}
 }
 

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -68,6 +69,14 @@ func HeaderStale(c *Cache, data []byte) bool {
 		err = c.keys.checkSigned(h)
 	}
 	return err == nil && h.stale(c.now())
+}
+
+// ReadDiskTier reads key's copy from c's disk tier as a Get past the
+// memory tier does, with ctx, and reports whether it was served.
+func ReadDiskTier(ctx context.Context, c *Cache, key string) bool {
+	name := c.objectName(key)
+	_, ok := c.readDisk(ctx, c.local.diskTier(), name, c.local.generation(name))
+	return ok
 }
 
 // FlushDiskTier waits until the disk tier's queued writes and deletions
