@@ -123,14 +123,15 @@ func (t *localTier) get(name string, now time.Time) ([]byte, bool) {
 // put keeps a copy of value, read from the store at now with expiry
 // (Unix nanoseconds, 0 never), unless name's stripe changed since gen.
 func (t *localTier) put(name string, gen uint64, value []byte, expiry int64, now time.Time) {
-	if t == nil || int64(len(value))+int64(len(name))+localOverhead > t.maxBytes/2 {
-		return // a value that would take half the tier is not kept
+	if t == nil {
+		return
 	}
 	t.putUntil(name, gen, value, untilOf(now, t.staleness, expiry))
 }
 
 // putUntil keeps a copy of value to serve until until (Unix nanoseconds),
-// unless name's stripe changed since gen.
+// unless name's stripe changed since gen. A value that would take half the
+// tier is not kept.
 func (t *localTier) putUntil(name string, gen uint64, value []byte, until int64) {
 	if int64(len(value))+int64(len(name))+localOverhead > t.maxBytes/2 {
 		return

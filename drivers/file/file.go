@@ -301,11 +301,7 @@ func deleteErr(name string, err error) error {
 }
 
 func (d *Driver) delete(ctx context.Context, name string) error {
-	if err := d.check(ctx); err != nil {
-		return err
-	}
-	dirs, base := splitObject(name)
-	c, err := d.openChain(dirs, false)
+	c, base, err := d.openObjectDir(ctx, name)
 	if err != nil {
 		if isAbsent(err) {
 			return nil

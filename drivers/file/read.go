@@ -36,13 +36,20 @@ func absentErr(err error) error {
 	return err
 }
 
-func (d *Driver) read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
-	var attrs driver.Attributes
+// openObjectDir checks ctx and the driver, and opens the directories that
+// hold object name; it returns them and the object's file name in the last.
+func (d *Driver) openObjectDir(ctx context.Context, name string) (*dirChain, string, error) {
 	if err := d.check(ctx); err != nil {
-		return nil, attrs, err
+		return nil, "", err
 	}
 	dirs, base := splitObject(name)
 	c, err := d.openChain(dirs, false)
+	return c, base, err
+}
+
+func (d *Driver) read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
+	var attrs driver.Attributes
+	c, base, err := d.openObjectDir(ctx, name)
 	if err != nil {
 		return nil, attrs, absentErr(err)
 	}
@@ -142,11 +149,7 @@ func (d *Driver) ReadDelete(ctx context.Context, name string, length int64) ([]b
 
 func (d *Driver) readDelete(ctx context.Context, name string, length int64) ([]byte, driver.Attributes, error) {
 	var attrs driver.Attributes
-	if err := d.check(ctx); err != nil {
-		return nil, attrs, err
-	}
-	dirs, base := splitObject(name)
-	c, err := d.openChain(dirs, false)
+	c, base, err := d.openObjectDir(ctx, name)
 	if err != nil {
 		return nil, attrs, absentErr(err)
 	}
