@@ -56,13 +56,20 @@ func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error)
 	return &harness{t: t, cfg: s3test.Env(t)}, nil
 }
 
+// The three runs of the suite, and TestSteadyStateListing, run in parallel:
+// each waits on MinIO's round trips far more than on a core, and each has
+// buckets of its own. They are this package's longest tests, and the
+// package is CI's longest.
+
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	conformance.Run(t, makeHarness)
 }
 
 // TestConformanceLocalTier runs the cache section with a local tier in
 // front of the bucket.
 func TestConformanceLocalTier(t *testing.T) {
+	t.Parallel()
 	conformance.RunCacheWith(t, makeHarness, "CacheLocalTier", cache.WithLocalTier(64<<20, time.Hour))
 }
 
@@ -70,5 +77,6 @@ func TestConformanceLocalTier(t *testing.T) {
 // directory for every cache of the run) behind a memory tier too small to
 // keep any value, so that every read the tiers serve comes from the disk.
 func TestConformanceDiskTier(t *testing.T) {
+	t.Parallel()
 	conformance.RunCacheWith(t, makeHarness, "CacheDiskTier", cache.WithLocalTier(2, time.Hour), cache.WithDiskTier(t.TempDir(), 64<<20))
 }

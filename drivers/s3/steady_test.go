@@ -52,6 +52,7 @@ const envSteadyChild = "BLOBCACHE_STEADY_CHILD" // bucket,sets,seed
 // by one process, and by 4 OS processes sharing the location, while the
 // entry count is sampled.
 func TestSteadyStateListing(t *testing.T) {
+	t.Parallel() // with the conformance runs: see TestConformance
 	cfg := s3test.Env(t)
 	if v := os.Getenv(envSteadyChild); v != "" {
 		var bucket string

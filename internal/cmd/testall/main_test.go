@@ -15,21 +15,21 @@ func TestTestArgs(t *testing.T) {
 		race bool
 		want string
 	}{
-		{nil, true, "test -race -count=1 -timeout=25m ./..."},
-		{nil, false, "test -count=1 -timeout=25m ./..."},
+		{nil, true, "test -race -count=1 -timeout=25m ./drivers/s3 ./drivers/azure ./drivers/gcs ./..."},
+		{nil, false, "test -count=1 -timeout=25m ./drivers/s3 ./drivers/azure ./drivers/gcs ./..."},
 		{[]string{"./drivers/..."}, true, "test -race -count=1 -timeout=25m ./drivers/..."},
 		// -run's value is not a package, even with a slash in it.
 		{[]string{"-run", "Conformance/s3", "./drivers/..."}, true,
 			"test -race -count=1 -timeout=25m -run Conformance/s3 ./drivers/..."},
-		{[]string{"-v", "-run=X"}, true, "test -race -count=1 -timeout=25m -v -run=X ./..."},
+		{[]string{"-v", "-run=X"}, true, "test -race -count=1 -timeout=25m -v -run=X ./drivers/s3 ./drivers/azure ./drivers/gcs ./..."},
 		{[]string{"-short", "./cache", "./cull"}, true, "test -race -count=1 -timeout=25m -short ./cache ./cull"},
 		// Flags the user sets replace the defaults.
-		{[]string{"-race=false", "-count", "3", "--timeout=1h"}, true, "test -race=false -count 3 --timeout=1h ./..."},
-		{[]string{"-test.count=2"}, true, "test -race -timeout=25m -test.count=2 ./..."},
+		{[]string{"-race=false", "-count", "3", "--timeout=1h"}, true, "test -race=false -count 3 --timeout=1h ./drivers/s3 ./drivers/azure ./drivers/gcs ./..."},
+		{[]string{"-test.count=2"}, true, "test -race -timeout=25m -test.count=2 ./drivers/s3 ./drivers/azure ./drivers/gcs ./..."},
 		// Everything from -args on is for the test binaries.
 		{[]string{"-v", "./cache", "-args", "-flag", "x"}, true,
 			"test -race -count=1 -timeout=25m -v ./cache -args -flag x"},
-		{[]string{"-args", "./notapkg"}, false, "test -count=1 -timeout=25m ./... -args ./notapkg"},
+		{[]string{"-args", "./notapkg"}, false, "test -count=1 -timeout=25m ./drivers/s3 ./drivers/azure ./drivers/gcs ./... -args ./notapkg"},
 	} {
 		got := strings.Join(testArgs(tc.args, tc.race), " ")
 		if got != tc.want {
