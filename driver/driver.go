@@ -274,8 +274,12 @@ type Replacer interface {
 // deletes the entry with Delete: two calls (two requests on a remote store)
 // where ReadDelete is one, and a write that lands between them, by this
 // process or another, is deleted too, while Delete reports on the entry it
-// read. A store that cannot make the pair atomic (S3, GCS, Azure Blob) does
-// not implement ReadDeleter: the cache's fallback is the same two calls.
+// read. A store with a delete conditional on the object's version can
+// implement it with the same two requests (GCS deletes a generation, Azure
+// Blob deletes If-Match; see drivers/blob's Extension.ReadDelete); one that
+// cannot make the pair atomic (S3 as MinIO serves it, which ignores
+// If-Match on DeleteObject) does not implement ReadDeleter: the cache's
+// fallback is the same two calls without the guarantee.
 type ReadDeleter interface {
 	// ReadDelete removes the object and returns its first length bytes (all
 	// of them when it is shorter; length is never negative) and its

@@ -7,13 +7,13 @@
 // package driver.
 //
 // A [*Driver] implements [driver.Driver], [driver.BatchDeleter],
-// [driver.Replacer] and [driver.NameValidator]. It embeds the generic
+// [driver.Replacer], [driver.ReadDeleter] and [driver.NameValidator]. It embeds the generic
 // [*blob.Driver], to which it gives, through [blob.Provider], the ETag of a
 // read and the mapping of Azure's error codes to the driver's kinds (404
 // BlobNotFound, 412 ConditionNotMet, 409 BlobAlreadyExists, 416
 // InvalidRange; a missing container is no missing object, so its 404
-// ContainerNotFound is an error of no kind); DeleteBatch and Replace are
-// its own.
+// ContainerNotFound is an error of no kind); DeleteBatch, Replace and
+// ReadDelete are its own.
 //
 // # Names
 //
@@ -42,7 +42,8 @@
 // upload block size (8 MiB) is one Put Blob, Delete one Delete Blob, List one
 // List Blobs per page, DeleteBatch one Blob Batch per 256 names, Replace
 // one Put Blob (and, when it is refused, one Get Blob Properties to tell a
-// changed blob from a deleted one).
+// changed blob from a deleted one), ReadDelete a Get Blob and a Delete Blob
+// with If-Match (a round more for each write landing between the two).
 package azure
 
 import (
@@ -70,8 +71,8 @@ const Scheme = "azblob"
 
 // Driver is the Azure Blob Storage driver. Besides the methods of the
 // embedded [*blob.Driver] (Read, Write, Delete, List, ValidateName, Close),
-// it implements [driver.BatchDeleter] and [driver.Replacer]. It is safe for
-// concurrent use.
+// it implements [driver.BatchDeleter], [driver.Replacer] and
+// [driver.ReadDeleter]. It is safe for concurrent use.
 type Driver struct {
 	*blobdrv.Driver
 	x         *blobdrv.Extension

@@ -1,15 +1,16 @@
 // Package gcs is the blobcache driver for Google Cloud Storage: the Go
 // CDK's gcsblob (cloud.google.com/go/storage over the JSON API) through
 // package github.com/blobcache/blobcache/drivers/blob, plus what only GCS
-// has: generation preconditions for atomic creates and replaces. Importing
+// has: generation preconditions for atomic creates, replaces and
+// read-and-deletes. Importing
 // the package registers the URL scheme gs ([OpenURL]) with package driver.
 //
 // A [*Driver] implements [driver.Driver], [driver.Replacer],
-// [driver.BatchDeleter] and
+// [driver.BatchDeleter], [driver.ReadDeleter] and
 // [driver.NameValidator]. It embeds the generic [*blob.Driver], to which
 // it gives, through [blob.Provider], the ETag of a read (the object's
 // generation) and the mapping of GCS's status codes to the driver's kinds;
-// Replace and DeleteBatch are its own. The Go client has no batch call:
+// Replace, ReadDelete and DeleteBatch are its own. The Go client has no batch call:
 // [Driver.DeleteBatch] sends the JSON API's batch request itself (100
 // deletes per request), so Clear, culling and DeleteMany send one request
 // per 100 entries.
@@ -59,8 +60,10 @@
 // for the attributes. Write of an object below gcsblob's buffer size
 // (the Go client's 16 MiB chunk) is one multipart upload; Replace is one
 // too (plus one objects.get after a refusal, see above). Delete is one
-// objects.delete (no lookup first), List one objects.list per page,
-// DeleteBatch one batch request per 100 names.
+// objects.delete (no lookup first), ReadDelete a download and an
+// objects.delete of the generation read (a round more for each write
+// landing between the two), List one objects.list per page, DeleteBatch
+// one batch request per 100 names.
 //
 // # Retries
 //
@@ -85,6 +88,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/blobcache/blobcache/driver"
@@ -99,7 +103,7 @@ import (
 
 // Driver is the GCS driver. Besides the methods of the embedded
 // [*blob.Driver] (Write, Delete, List, ValidateName), it implements
-// [driver.Replacer] and its own Read and Close. It is safe for concurrent
+// [driver.Replacer], [driver.ReadDeleter] and its own Read and Close. It is safe for concurrent
 // use.
 type Driver struct {
 	*blobdrv.Driver
@@ -246,7 +250,8 @@ func (d *Driver) String() string { return "gs://" + d.bucket }
 // Read implements [driver.Driver]: the embedded driver's Read (one
 // download), and for a range starting at or past the end of the object,
 // which GCS refuses with 416, no bytes and the object's attributes from one
-// objects.get, with the generation as ETag as on every read.
+// objects.get, with the generation as ETag as on every read, and the
+// modification time in whole seconds, as a download reports it.
 func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
 	buf, attrs, err := d.Driver.Read(ctx, name, offset, length)
 	if err == nil || httpStatus(err) != http.StatusRequestedRangeNotSatisfiable || ctx.Err() != nil {
@@ -261,7 +266,10 @@ func (d *Driver) Read(ctx context.Context, name string, offset, length int64) ([
 	if a.As(&oa) && oa.Generation > 0 {
 		etag = strconv.FormatInt(oa.Generation, 10)
 	}
-	return []byte{}, driver.Attributes{Name: name, Size: a.Size, ModTime: a.ModTime, ETag: etag}, nil
+	// A download's ModTime comes from its Last-Modified header, whole
+	// seconds; the object's metadata has microseconds. Read returns one
+	// ModTime for one object, whichever way it was read.
+	return []byte{}, driver.Attributes{Name: name, Size: a.Size, ModTime: a.ModTime.Truncate(time.Second), ETag: etag}, nil
 }
 
 // Replace implements [driver.Replacer]: a write with ifGenerationMatch set
