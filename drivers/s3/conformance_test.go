@@ -56,14 +56,23 @@ func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error)
 	return &harness{t: t, cfg: s3test.Env(t)}, nil
 }
 
-// The three runs of the suite, and TestSteadyStateListing, run in parallel:
+// The suite runs here as four parallel tests (with TestSteadyStateListing):
 // each waits on MinIO's round trips far more than on a core, and each has
 // buckets of its own. They are this package's longest tests, and the
-// package is CI's longest.
+// package is CI's longest. TestConformance and TestConformanceCache are
+// together what conformance.Run runs, its cache section apart.
 
+// TestConformance runs the driver and hostile-store sections.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	conformance.Run(t, makeHarness)
+	conformance.RunDriver(t, makeHarness)
+	conformance.RunHostile(t, makeHarness)
+}
+
+// TestConformanceCache runs the cache section.
+func TestConformanceCache(t *testing.T) {
+	t.Parallel()
+	conformance.RunCache(t, makeHarness)
 }
 
 // TestConformanceLocalTier runs the cache section with a local tier in
