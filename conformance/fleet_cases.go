@@ -163,6 +163,25 @@ func caseCacheCrossProcessFleetFill(e *env) {
 			wrong = append(wrong, fmt.Sprintf("round %d: Get = %q, %v; want %q", r, got, err, want))
 		}
 	}
+	// The rounds without the lease must show that the processes did miss
+	// at one instant: there each runs its own fill, so a round with one
+	// fill in all means the others came after it had stored its value,
+	// and a run of such rounds alone would let a lease that coordinates
+	// nothing pass the rounds with it.
+	overlapped, unleased := 0, 0
+	for r := 1; r < ran; r += 2 {
+		unleased++
+		fills := 0
+		for id := range rounds {
+			fills += rounds[id][r].Fills
+		}
+		if fills > 1 {
+			overlapped++
+		}
+	}
+	if unleased > 0 && overlapped == 0 {
+		e.t.Errorf("%s: in none of the %d rounds without the lease did more than one process fill: the processes never missed at one instant, so the rounds with it prove nothing (%s)", what, unleased, clauseFleetFill)
+	}
 	if len(wrong) > 0 {
 		e.t.Errorf("%s: %d callers did not get the one fill's value:\n\t%s\n(%s)", what, len(wrong), strings.Join(wrong[:min(len(wrong), maxRoundsReported)], "\n\t"), clauseFleetFill)
 	}
