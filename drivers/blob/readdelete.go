@@ -24,9 +24,10 @@ const MaxReadDeleteRounds = 8
 // is the one read: a write that lands between a round's two requests is
 // never removed unseen; the next round reads it and removes it in turn.
 // An absent object is the read's ErrNotFound. After MaxReadDeleteRounds
-// rounds that each lost such a race, it returns the last refusal (kind
-// ErrPreconditionFailed or ErrNotFound), having removed nothing. A round
-// is two requests.
+// rounds that each lost such a race, it returns an error of kind
+// ErrPreconditionFailed (never ErrNotFound, since every read found the
+// object) wrapping the last refusal, having removed nothing. A round is
+// two requests.
 func (x *Extension) ReadDelete(ctx context.Context, name string, length int64,
 	read func(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error),
 	deleteIf func(ctx context.Context, key, etag string) error) ([]byte, driver.Attributes, error) {
@@ -45,10 +46,16 @@ func (x *Extension) ReadDelete(ctx context.Context, name string, length int64,
 		if err == nil {
 			return data, attrs, nil
 		}
-		err = x.d.mapErr(ctx, "read delete", name, err)
-		lost := errors.Is(err, driver.ErrPreconditionFailed) || errors.Is(err, driver.ErrNotFound)
-		if !lost || ctx.Err() != nil || round == MaxReadDeleteRounds {
-			return nil, driver.Attributes{}, err
+		mapped := x.d.mapErr(ctx, "read delete", name, err)
+		lost := errors.Is(mapped, driver.ErrPreconditionFailed) || errors.Is(mapped, driver.ErrNotFound)
+		if !lost || ctx.Err() != nil {
+			return nil, driver.Attributes{}, mapped
+		}
+		if round == MaxReadDeleteRounds {
+			// Never ErrNotFound: the object was there at every read. The
+			// store's refusal is kept, without its kind.
+			return nil, driver.Attributes{}, fmt.Errorf("%s: read delete %q: %w: the object changed between the read and the delete in each of %d rounds: %w",
+				x.d.name, name, driver.ErrPreconditionFailed, MaxReadDeleteRounds, err)
 		}
 	}
 }

@@ -13,8 +13,13 @@ import (
 	"gocloud.dev/blob/memblob"
 )
 
-// errChanged is the refusal of the test store's conditional delete.
-var errChanged = errors.New("etag does not match")
+// errChanged and errGone are the refusals of the test store's conditional
+// delete: of kind ErrPreconditionFailed (Azure's 412), and of kind
+// ErrNotFound (GCS's 404 for a generation no longer there).
+var (
+	errChanged = errors.New("etag does not match")
+	errGone    = errors.New("no such generation")
+)
 
 // conditional is a memblob bucket behind the driver, with the two halves of
 // a ReadDelete round made of it: a read that returns the object's memblob
@@ -22,23 +27,27 @@ var errChanged = errors.New("etag does not match")
 // version right after it; and a delete that removes the object only while
 // it has the ETag read.
 type conditional struct {
-	b     *gcblob.Bucket
-	d     *blobdrv.Driver
-	x     *blobdrv.Extension
-	races int
-	reads int
+	b       *gcblob.Bucket
+	d       *blobdrv.Driver
+	x       *blobdrv.Extension
+	races   int
+	reads   int
+	refusal error // errChanged or errGone
 }
 
 func newConditional(t *testing.T, races int) *conditional {
 	b := memblob.OpenBucket(nil)
 	d, x := blobdrv.NewProvided(b, blobdrv.Provider{Name: "cond", ErrorKind: func(err error) error {
-		if errors.Is(err, errChanged) {
+		switch {
+		case errors.Is(err, errChanged):
 			return driver.ErrPreconditionFailed
+		case errors.Is(err, errGone):
+			return driver.ErrNotFound
 		}
 		return nil
 	}})
 	t.Cleanup(func() { d.Close() })
-	return &conditional{b: b, d: d, x: x, races: races}
+	return &conditional{b: b, d: d, x: x, races: races, refusal: errChanged}
 }
 
 func (c *conditional) read(ctx context.Context, name string, offset, length int64) ([]byte, driver.Attributes, error) {
@@ -67,7 +76,7 @@ func (c *conditional) deleteIf(ctx context.Context, key, etag string) error {
 		return err
 	}
 	if a.ETag != etag {
-		return errChanged
+		return c.refusal
 	}
 	return c.b.Delete(ctx, key)
 }
@@ -94,17 +103,29 @@ func TestExtensionReadDelete(t *testing.T) {
 		}
 	}
 
-	c := newConditional(t, blobdrv.MaxReadDeleteRounds)
+	// Every round lost, the store refusing with either kind: an error of
+	// kind ErrPreconditionFailed, never ErrNotFound (the object is there).
+	for _, refusal := range []error{errChanged, errGone} {
+		c := newConditional(t, blobdrv.MaxReadDeleteRounds)
+		c.refusal = refusal
+		write(t, c.d, "k", "version 1")
+		data, _, err := c.x.ReadDelete(ctx, "k", 100, c.read, c.deleteIf)
+		if !errors.Is(err, driver.ErrPreconditionFailed) || errors.Is(err, driver.ErrNotFound) || !errors.Is(err, refusal) || data != nil {
+			t.Errorf("ReadDelete losing every round to %q = %q, %v; want ErrPreconditionFailed (not ErrNotFound) wrapping the store's refusal", refusal, data, err)
+		}
+		if c.reads != blobdrv.MaxReadDeleteRounds {
+			t.Errorf("%d rounds, want MaxReadDeleteRounds (%d)", c.reads, blobdrv.MaxReadDeleteRounds)
+		}
+		if got, err := c.b.ReadAll(ctx, "k"); err != nil || !bytes.Equal(got, fmt.Appendf(nil, "version %d", blobdrv.MaxReadDeleteRounds+1)) {
+			t.Errorf("after the refusal the object holds %q, %v; want the last version, kept", got, err)
+		}
+	}
+	// A round lost to a 404 is made again, as one lost to a 412.
+	c := newConditional(t, 2)
+	c.refusal = errGone
 	write(t, c.d, "k", "version 1")
-	data, _, err := c.x.ReadDelete(ctx, "k", 100, c.read, c.deleteIf)
-	if !errors.Is(err, driver.ErrPreconditionFailed) || !errors.Is(err, errChanged) || data != nil {
-		t.Errorf("ReadDelete losing every round = %q, %v; want ErrPreconditionFailed wrapping the store's refusal", data, err)
-	}
-	if c.reads != blobdrv.MaxReadDeleteRounds {
-		t.Errorf("%d rounds, want MaxReadDeleteRounds (%d)", c.reads, blobdrv.MaxReadDeleteRounds)
-	}
-	if got, err := c.b.ReadAll(ctx, "k"); err != nil || !bytes.Equal(got, fmt.Appendf(nil, "version %d", blobdrv.MaxReadDeleteRounds+1)) {
-		t.Errorf("after the refusal the object holds %q, %v; want the last version, kept", got, err)
+	if data, _, err := c.x.ReadDelete(ctx, "k", 100, c.read, c.deleteIf); err != nil || string(data) != "version 3" {
+		t.Errorf("ReadDelete after two rounds lost to 404 = %q, %v; want version 3", data, err)
 	}
 
 	// Absent: the read's ErrNotFound, nothing deleted.

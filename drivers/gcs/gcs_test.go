@@ -273,6 +273,17 @@ func TestNew(t *testing.T) {
 	if got, _ := read(t, d, "pre/x"); got != "3" {
 		t.Errorf("pre/x = %q after Replace through the prefix", got)
 	}
+	// ReadDelete deletes the generation of the object under the prefix.
+	write(t, d, "x", "unprefixed", nil)
+	if data, _, err := pd.ReadDelete(ctx, "x", 10); err != nil || string(data) != "3" {
+		t.Errorf("ReadDelete through the prefix = %q, %v; want pre/x's 3", data, err)
+	}
+	if _, _, err := d.Read(ctx, "pre/x", 0, 10); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("pre/x after ReadDelete through the prefix: %v, want ErrNotFound", err)
+	}
+	if got, _ := read(t, d, "x"); got != "unprefixed" {
+		t.Errorf("x = %q after ReadDelete of pre/x, want it kept", got)
+	}
 	if err := pd.ValidateName("a../b"); !errors.Is(err, driver.ErrInvalidName) {
 		t.Errorf("ValidateName(a../b) = %v", err)
 	}
