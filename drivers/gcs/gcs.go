@@ -2,18 +2,18 @@
 // CDK's gcsblob (cloud.google.com/go/storage over the JSON API) through
 // package github.com/blobcache/blobcache/drivers/blob, plus what only GCS
 // has: generation preconditions for atomic creates, replaces and
-// read-and-deletes. Importing
-// the package registers the URL scheme gs ([OpenURL]) with package driver.
+// read-and-deletes. Importing the package registers the URL scheme gs
+// ([OpenURL]) with package driver.
 //
 // A [*Driver] implements [driver.Driver], [driver.Replacer],
 // [driver.BatchDeleter], [driver.ReadDeleter] and
 // [driver.NameValidator]. It embeds the generic [*blob.Driver], to which
 // it gives, through [blob.Provider], the ETag of a read (the object's
 // generation) and the mapping of GCS's status codes to the driver's kinds;
-// Replace, ReadDelete and DeleteBatch are its own. The Go client has no batch call:
-// [Driver.DeleteBatch] sends the JSON API's batch request itself (100
-// deletes per request), so Clear, culling and DeleteMany send one request
-// per 100 entries.
+// Replace, ReadDelete and DeleteBatch are its own. The Go client has no
+// batch call: [Driver.DeleteBatch] sends the JSON API's batch request
+// itself (100 deletes per request), so Clear, culling and DeleteMany send
+// one request per 100 entries.
 //
 // # Atomicity and ETags
 //
@@ -103,8 +103,8 @@ import (
 
 // Driver is the GCS driver. Besides the methods of the embedded
 // [*blob.Driver] (Write, Delete, List, ValidateName), it implements
-// [driver.Replacer], [driver.ReadDeleter] and its own Read and Close. It is safe for concurrent
-// use.
+// [driver.Replacer], [driver.ReadDeleter] and its own Read and Close. It
+// is safe for concurrent use.
 type Driver struct {
 	*blobdrv.Driver
 	x      *blobdrv.Extension

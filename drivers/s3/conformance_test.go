@@ -56,9 +56,9 @@ func makeHarness(ctx context.Context, t *testing.T) (conformance.Harness, error)
 	return &harness{t: t, cfg: s3test.Env(t)}, nil
 }
 
-// The suite runs here as four parallel tests (with TestSteadyStateListing):
-// each waits on MinIO's round trips far more than on a core, and each has
-// buckets of its own. They are this package's longest tests, and the
+// The suite runs here as four parallel tests, parallel with
+// TestSteadyStateListing too: each waits on MinIO's round trips far more
+// than on a core, and each has buckets of its own. They are this package's longest tests, and the
 // package is CI's longest. TestConformance and TestConformanceCache are
 // together what conformance.Run runs, its cache section apart.
 
