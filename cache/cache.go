@@ -184,6 +184,10 @@ func New(d driver.Driver, opts ...Option) (*Cache, error) {
 			return nil, err
 		}
 	}
+	if err := c.observeTiers(); err != nil {
+		c.local.close()
+		return nil, fmt.Errorf("cache.New: telemetry: %w", err)
+	}
 	c.closing, c.stopClosing = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -218,13 +222,15 @@ func (c *Cache) String() string {
 	return "cache(location=" + strconv.Quote(c.prefix) + ")"
 }
 
-// Close closes the driver. Calls after Close return ErrClosed.
+// Close closes the driver. Calls after Close return ErrClosed. With
+// WithLogger and a local tier, it first logs each tier's summary.
 func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return ErrClosed
 	}
 	c.stopClosing()
 	c.WaitCulls(context.Background()) // the background cull stops at its next request
+	c.endTiers()
 	lerr := c.local.close()
 	if err := c.d.Close(); err != nil {
 		return err

@@ -105,9 +105,10 @@ func (c *Cache) Stats() Stats {
 	return st
 }
 
-// WithLogger makes the cache log culls, clears, dropped corrupt entries and
-// retries to l, with structured fields; never values or secrets. The default
-// is silent.
+// WithLogger makes the cache log culls, clears, dropped corrupt entries,
+// failures of the disk tier's files, each tier's summary at Close (hits,
+// misses, evictions, bytes) and retries to l, with structured fields; never
+// values or secrets. The default is silent.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *settings) error {
 		s.logger = l
@@ -120,10 +121,13 @@ func WithLogger(l *slog.Logger) Option {
 // blobcache.culls, blobcache.entries_culled, blobcache.bytes_read,
 // blobcache.bytes_written, blobcache.fills, blobcache.fill_waits,
 // blobcache.stale, blobcache.refreshes, blobcache.local.hits,
-// blobcache.local.misses and blobcache.local.evictions (with
-// WithLocalTier), blobcache.disk.hits, blobcache.disk.misses and
-// blobcache.disk.evictions (with WithDiskTier), and the blobcache.operation.duration histogram (by op). Without it (or with a nil or no-op mp) the cache records no metrics
-// and spends nothing on them.
+// blobcache.local.misses, blobcache.local.evictions and the gauge
+// blobcache.local.bytes (with WithLocalTier), blobcache.disk.hits,
+// blobcache.disk.misses, blobcache.disk.evictions, blobcache.disk.errors
+// and the gauge blobcache.disk.bytes (with WithDiskTier), each equal to its
+// Stats field, and the blobcache.operation.duration histogram (by op).
+// Without it (or with a nil or no-op mp) the cache records no metrics and
+// spends nothing on them.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(s *settings) error {
 		s.meterProvider = mp
@@ -188,6 +192,9 @@ type telemetry struct {
 	okOpts, errOpts                     [numOps][]metric.AddOption
 	durOpts                             [numOps][]metric.RecordOption
 	locOpts                             []metric.AddOption
+	locSet                              attribute.Set
+	meter                               metric.Meter        // nil without a meter provider
+	tiers                               metric.Registration // the tiers' observed instruments (tierobs.go)
 }
 
 func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location string) (*telemetry, error) {
@@ -212,6 +219,7 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location str
 		return t, nil
 	}
 	m := mp.Meter(instrumentationName)
+	t.meter = m
 	var errs []error
 	counter := func(name, desc, unit string) metric.Int64Counter {
 		c, err := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit(unit))
@@ -239,7 +247,8 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, location str
 	errs = append(errs, err)
 	t.duration = h
 	loc := attribute.String("blobcache.location", location)
-	t.locOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(loc))}
+	t.locSet = attribute.NewSet(loc)
+	t.locOpts = []metric.AddOption{metric.WithAttributeSet(t.locSet)}
 	for o := range numOps {
 		opAttr := attribute.String("blobcache.op", opNames[o])
 		t.okOpts[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(loc, opAttr, attribute.String("blobcache.result", "ok")))}
