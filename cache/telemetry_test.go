@@ -257,18 +257,7 @@ func TestOpenTelemetryFleetAndTier(t *testing.T) {
 	if c.Stats().LocalEvictions == 0 {
 		t.Fatalf("40 KB read through an 8 KiB tier evicted nothing")
 	}
-	var rm metricdata.ResourceMetrics
-	must(t, reader.Collect(ctx, &rm))
-	sums := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if d, ok := m.Data.(metricdata.Sum[int64]); ok {
-				for _, p := range d.DataPoints {
-					sums[m.Name] += p.Value
-				}
-			}
-		}
-	}
+	sums := collect(t, reader)
 	s := c.Stats()
 	want := map[string]int64{
 		"blobcache.fills": s.Fills, "blobcache.fill_waits": s.FillWaits, "blobcache.stale": s.Stale,
