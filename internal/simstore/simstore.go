@@ -99,6 +99,11 @@ func (c Counts) Sub(d Counts) Counts {
 type Store struct {
 	closed atomic.Bool
 
+	// Latency, when positive, is how long every request waits before it
+	// acts (a store across a network); a context ending cuts the wait
+	// short with its error. Set it before the store is used.
+	Latency time.Duration
+
 	reads, writes, deletes, batchDeletes, lists atomic.Int64
 	listedObjects, batchDeletedNames            atomic.Int64
 
@@ -203,8 +208,26 @@ func (s *Store) attributes(it item) driver.Attributes {
 }
 
 // check returns the error of a call on a closed store or with a done
-// context.
+// context, after the store's Latency: each request calls it once, first.
 func (s *Store) check(ctx context.Context, op, name string) error {
+	if err := s.alive(ctx, op, name); err != nil {
+		return err
+	}
+	if s.Latency > 0 {
+		t := time.NewTimer(s.Latency)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("simstore: %s %q: %w", op, name, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// alive returns the error of a call on a closed store or with a done
+// context.
+func (s *Store) alive(ctx context.Context, op, name string) error {
 	if s.closed.Load() {
 		return fmt.Errorf("simstore: %s %q: %w", op, name, driver.ErrClosed)
 	}
@@ -255,7 +278,7 @@ func (s *Store) Write(ctx context.Context, name string, body io.Reader, opts *dr
 	if err != nil {
 		return fmt.Errorf("simstore: write %q: %w", name, err)
 	}
-	if err := s.check(ctx, "write", name); err != nil {
+	if err := s.alive(ctx, "write", name); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -305,3 +305,27 @@ func TestCacheCullsOverStore(t *testing.T) {
 		t.Errorf("cache stats %+v", st)
 	}
 }
+
+// Latency holds every request, once (a Write does not wait twice), until
+// its context ends, which fails it with the context's error; the request
+// is still counted.
+func TestLatency(t *testing.T) {
+	s := New()
+	s.Latency = time.Hour
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.List(ctx, &driver.ListOptions{})
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("List held by an hour's latency, its context canceled = %v, want context.Canceled", err)
+	}
+	if err := s.Write(ctx, "x", strings.NewReader("v"), &driver.WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Write with a canceled context = %v", err)
+	}
+	if c := s.Counts(); c.Lists != 1 || c.Writes != 1 {
+		t.Errorf("counts %+v, want 1 list and 1 write", c)
+	}
+}

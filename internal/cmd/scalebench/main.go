@@ -88,6 +88,7 @@ var (
 	timeoutFlag = flag.Duration("timeout", 20*time.Minute, "longest run of one N, preload included; past it the command prints what it has and exits")
 	cullTimeout = flag.Duration("cull-timeout", 10*time.Minute, "longest wait for the cull after the writes")
 	seedFlag    = flag.Uint64("seed", 1, "seed of the preloaded sim names")
+	latencyFlag = flag.Duration("latency", 0, "with -store sim: how long each request takes (a store across a network), the preload's excepted")
 )
 
 // entryHeader is the size of an entry's header: a sim entry's size is the
@@ -98,6 +99,9 @@ func main() {
 	flag.Parse()
 	if *storeFlag != "sim" && *storeFlag != "mem" {
 		fatalf("-store %q: want sim or mem", *storeFlag)
+	}
+	if *latencyFlag < 0 || (*latencyFlag > 0 && *storeFlag != "sim") {
+		fatalf("-latency %v: want a duration of 0 or more, with -store sim", *latencyFlag)
 	}
 	if *writesFlag < 1 {
 		fatalf("-writes %d: want at least 1", *writesFlag)
@@ -169,6 +173,7 @@ func run(n int, prefix, query string) string {
 		sim = simstore.New()
 		store = sim
 		_, preErr = sim.Fill(simstore.EntryNames(prefix, n, *seedFlag), int64(*valueFlag+entryHeader), time.Now().Add(-time.Hour))
+		sim.Latency = *latencyFlag
 	case "mem":
 		store = mem.New()
 		preErr = preloadMem(ctx, store, query, n)
