@@ -86,3 +86,6 @@ func FlushDiskTier(c *Cache) {
 		d.flush()
 	}
 }
+
+// PassListers is how many shards a cull pass lists at once.
+const PassListers = passListers

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/blobcache/blobcache/cull"
 	"github.com/blobcache/blobcache/driver"
@@ -28,14 +32,14 @@ import (
 //   - A write that finds the cache full lists the sample, culls each of
 //     its shards by the policy (as a whole location is culled) and goes
 //     on; once its own write is done, the other shards are culled the same
-//     way, one after the other, in name order, by one background pass (one
-//     at a time per cache; a cull that finds a pass running asks for one
-//     more after it). Close stops the pass; WaitCulls waits for it.
+//     way, passListers at a time, by one background pass (one at a time
+//     per cache; a cull that finds a pass running asks for one more after
+//     it). Close stops the pass; WaitCulls waits for it.
 //   - Cull culls every shard before it returns, the same way.
 //
 // So a write's work is bounded by the sample's listing and deletes (fewer
 // than 2*sampleEntries entries, a few pages), the client holds at most the
-// sample's names and one shard's listing, and after a cull the same entries
+// sample's names and passListers shards' listings, and after a cull the same entries
 // are left on every store. The count is an estimate from the sample, with a
 // relative error of about 1/sqrt(sampleEntries) (1.6%), and while a pass
 // runs the other shards keep their entries: the location may hold
@@ -275,11 +279,19 @@ func (c *Cache) startCullPass(listed, removed int) {
 	}()
 }
 
+// passListers is how many shards a pass (the background one, or Cull's)
+// lists at once. The shards are independent and each listing is a round
+// trip or a few, so on a store across a network the pass takes about
+// 1/passListers of the time one lister would; its full batches of victims
+// are deleted deleteParallelism at a time. The client then holds at most
+// passListers shards' listings and deleteParallelism+2 batches of victims.
+const passListers = 8
+
 // cullShards culls every shard outside the sample (and the sample too when
-// sample is set: its caller holds counter.listMu) by the policy, in name
-// order, each from a listing of its own; the victims are deleted in full
-// batches as they accumulate, so the client holds at most a batch and a
-// shard. It returns the entries listed and removed.
+// sample is set: its caller holds counter.listMu) by the policy, each from
+// a listing of its own, passListers shards at a time; the victims are
+// deleted in full batches as they accumulate, deleteParallelism batches at
+// a time. It returns the entries listed and removed.
 func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed int, err error) {
 	if sample {
 		l, victims, err := c.sweep(ctx, c.samplePrefixes(), func(entries []cull.Entry) []string {
@@ -290,42 +302,96 @@ func (c *Cache) cullShards(ctx context.Context, sample bool) (listed, removed in
 			return listed, removed, err
 		}
 	}
-	// The victims of consecutive shards share batch deletes: a shard
-	// culls a few hundred entries, a batch takes driver.MaxBatchDelete.
-	var pending []string
-	flush := func(all bool) error {
-		n := len(pending)
-		if !all {
-			n -= n % driver.MaxBatchDelete
+	// passListers goroutines list and cull the shards, each shard on its
+	// own; this goroutine collects their victims into full batches as they
+	// accumulate (a shard culls a few hundred entries, a batch takes
+	// driver.MaxBatchDelete).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	prefixes := make(chan string)
+	g.Go(func() error {
+		defer close(prefixes)
+		for prefix := range c.shardPrefixes {
+			if c.inSample(prefix) {
+				continue
+			}
+			select {
+			case prefixes <- prefix:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
-		if n == 0 {
-			return nil
-		}
-		if err := c.deleteNames(ctx, pending[:n]); err != nil {
-			return err
-		}
-		removed += n
-		pending = append(pending[:0], pending[n:]...)
 		return nil
+	})
+	type shardCull struct {
+		listed  int
+		victims []string
 	}
-	for prefix := range c.shardPrefixes {
-		if c.inSample(prefix) {
-			continue
+	results := make(chan shardCull)
+	for range passListers {
+		g.Go(func() error {
+			for prefix := range prefixes {
+				entries, err := c.list(gctx, []string{prefix})
+				if err != nil {
+					return err
+				}
+				r := shardCull{listed: len(entries)}
+				if len(entries) > 0 {
+					r.victims = c.policy.Cull(entries)
+				}
+				select {
+				case results <- r:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	var listErr error
+	go func() {
+		listErr = g.Wait()
+		close(results)
+	}()
+	// Full batches are deleted deleteParallelism at a time; this goroutine
+	// waits for a free slot before it takes the next shard's victims, so
+	// it holds at most a batch more than those in flight.
+	dg, dctx := errgroup.WithContext(ctx)
+	dg.SetLimit(deleteParallelism)
+	var deleted atomic.Int64
+	send := func(batch []string) {
+		dg.Go(func() error {
+			if err := c.deleteNames(dctx, batch); err != nil {
+				return err
+			}
+			deleted.Add(int64(len(batch)))
+			return nil
+		})
+	}
+	var pending []string
+	for r := range results {
+		listed += r.listed
+		pending = append(pending, r.victims...)
+		for len(pending) >= driver.MaxBatchDelete {
+			send(slices.Clone(pending[:driver.MaxBatchDelete]))
+			pending = append(pending[:0], pending[driver.MaxBatchDelete:]...)
 		}
-		entries, err := c.list(ctx, []string{prefix})
-		if err != nil {
-			return listed, removed, err
-		}
-		listed += len(entries)
-		if len(entries) == 0 {
-			continue
-		}
-		pending = append(pending, c.policy.Cull(entries)...)
-		if err := flush(false); err != nil {
-			return listed, removed, err
+		if dctx.Err() != nil { // a delete failed: stop the listers
+			cancel()
+			for range results { // they stop at their next send
+			}
 		}
 	}
-	return listed, removed, flush(true)
+	if listErr == nil && dctx.Err() == nil && len(pending) > 0 { // listErr is set before results was closed
+		send(pending)
+	}
+	derr := dg.Wait()
+	removed += int(deleted.Load())
+	if derr != nil {
+		return listed, removed, derr
+	}
+	return listed, removed, listErr
 }
 
 // countAll counts the entries under the location a page at a time, holding

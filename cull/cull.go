@@ -30,7 +30,8 @@ type Policy interface {
 	// it (the entries whose names share the location and their first hex
 	// digits) in a cache that culls by shards (cache.WithCullShards). It
 	// must not modify entries and must return the same answer for the same
-	// listing in any order.
+	// listing in any order. A cache calls it from several goroutines at
+	// once (a pass culls 8 shards at a time): it must be safe for that.
 	Cull(entries []Entry) []string
 }
 
