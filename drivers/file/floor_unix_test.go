@@ -124,27 +124,32 @@ func BenchmarkDeleteFloor(b *testing.B) {
 			i++
 		}
 	})
-	b.Run("op=driver", func(b *testing.B) {
+	// onCache returns the file driver on a fresh directory, a cache on it,
+	// its window of keys and a fill that sets them all.
+	onCache := func(b *testing.B) (*file.Driver, *cache.Cache, []string, func()) {
 		d, err := file.New(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer d.Close()
 		c, err := cache.New(d, cache.WithMaxEntries(0))
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { c.Close() })
 		keys := make([]string, window)
 		for i := range keys {
 			keys[i] = fmt.Sprint("key", i)
 		}
-		fill := func() {
+		return d, c, keys, func() {
 			for _, k := range keys {
 				if err := c.Set(ctx, k, value, cache.NoExpiry); err != nil {
 					b.Fatal(err)
 				}
 			}
 		}
+	}
+	b.Run("op=driver", func(b *testing.B) {
+		d, c, keys, fill := onCache(b)
 		i := 0
 		for b.Loop() {
 			refill(b, i, fill)
@@ -155,26 +160,7 @@ func BenchmarkDeleteFloor(b *testing.B) {
 		}
 	})
 	b.Run("op=cache", func(b *testing.B) {
-		d, err := file.New(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := cache.New(d, cache.WithMaxEntries(0))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		keys := make([]string, window)
-		for i := range keys {
-			keys[i] = fmt.Sprint("key", i)
-		}
-		fill := func() {
-			for _, k := range keys {
-				if err := c.Set(ctx, k, value, cache.NoExpiry); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+		_, c, keys, fill := onCache(b)
 		i := 0
 		for b.Loop() {
 			refill(b, i, fill)
