@@ -67,7 +67,11 @@ type Stats struct {
 	// Requests by kind, as the driver was called: Reads, Writes (including
 	// conditional ones), DeleteRequests (including a driver.ReadDeleter's
 	// ReadDelete, whose bytes count in BytesRead), BatchDeletes, Lists
-	// (pages).
+	// (pages). They count driver calls, not the store's own requests: a
+	// ReadDelete on GCS or Azure is a download and a conditional delete on
+	// the wire (two more for each write that races it) but one
+	// DeleteRequests here; the README's cost tables give each store's
+	// requests per call.
 	Reads, Writes, DeleteRequests, BatchDeletes, Lists int64
 	// BytesRead and BytesWritten count entry bytes as stored (compressed
 	// when gzip is on).

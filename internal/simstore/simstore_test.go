@@ -306,9 +306,9 @@ func TestCacheCullsOverStore(t *testing.T) {
 	}
 }
 
-// Latency holds every request, once (a Write does not wait twice), until
-// its context ends, which fails it with the context's error; the request
-// is still counted.
+// Latency holds a request until its context ends, which fails it with the
+// context's error; a request whose context has already ended fails at
+// once. Both are still counted.
 func TestLatency(t *testing.T) {
 	s := New()
 	s.Latency = time.Hour
