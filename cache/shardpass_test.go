@@ -33,7 +33,6 @@ type passStore struct {
 	arrived  int
 	release  chan struct{}
 	timedOut bool
-	batches  int
 }
 
 var errInjected = errors.New("injected store failure")
@@ -94,7 +93,6 @@ func (p *passStore) List(ctx context.Context, o *driver.ListOptions) (*driver.Li
 
 func (p *passStore) DeleteBatch(ctx context.Context, names []string) error {
 	p.mu.Lock()
-	p.batches++
 	fail := p.failPass
 	p.mu.Unlock()
 	if fail && slices.ContainsFunc(names, func(n string) bool { return n >= barrierFrom }) {
